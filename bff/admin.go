@@ -1,0 +1,217 @@
+package bff
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bffproxy/bff/sessionstore"
+)
+
+// AdminHandler serves the admin API, metrics and health checks. It belongs
+// on its own listener (default 127.0.0.1:9091), never the public one.
+//
+//	route                              guard
+//	GET    /healthz                    none (liveness)
+//	GET    /readyz                     none (store and IdP reachable)
+//	GET    /metrics                    bearer token
+//	GET    /admin/sessions[?sub=…]     bearer token
+//	DELETE /admin/sessions/{handle}    bearer token
+//	DELETE /admin/users/{sub}/sessions bearer token
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /readyz", s.handle(s.handleReady))
+	mux.Handle("GET /metrics", s.requireAdmin(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /admin/sessions", s.requireAdmin(s.handle(s.handleListSessions)))
+	mux.Handle("DELETE /admin/sessions/{handle}", s.requireAdmin(s.handle(s.handleKillSession)))
+	mux.Handle("DELETE /admin/users/{sub}/sessions", s.requireAdmin(s.handle(s.handleKillUser)))
+	mux.Handle("/", s.handle(notFound))
+	return withRequestID(mux)
+}
+
+// adminAuth checks the admin bearer token in constant time (comparing
+// hashes, so not even the length leaks) and slows down guessing with a
+// per-address budget of failures.
+type adminAuth struct {
+	tokenHash [32]byte
+	enabled   bool
+
+	mu       sync.Mutex
+	failures map[string]*failureWindow
+}
+
+type failureWindow struct {
+	count int
+	start time.Time
+}
+
+const (
+	adminFailureLimit  = 10
+	adminFailureWindow = time.Minute
+)
+
+func newAdminAuth(token string) *adminAuth {
+	return &adminAuth{tokenHash: sha256.Sum256([]byte(token)), enabled: token != "", failures: map[string]*failureWindow{}}
+}
+
+func (a *adminAuth) check(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || !a.enabled {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
+}
+
+// limited reports whether addr has used up its failures; fail records one.
+func (a *adminAuth) limited(addr string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.failures[addr]
+	return f != nil && now.Sub(f.start) < adminFailureWindow && f.count >= adminFailureLimit
+}
+
+func (a *adminAuth) fail(addr string, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.failures) > 10000 { // bounded memory under a spray of addresses
+		clear(a.failures)
+	}
+	f := a.failures[addr]
+	if f == nil || now.Sub(f.start) >= adminFailureWindow {
+		f = &failureWindow{start: now}
+		a.failures[addr] = f
+	}
+	f.count++
+}
+
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+		now := s.now()
+		if s.adminAuth.limited(addr, now) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(adminFailureWindow.Seconds())))
+			s.writeError(w, r, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many failed attempts"})
+			return
+		}
+		if !s.adminAuth.check(r) {
+			s.adminAuth.fail(addr, now)
+			s.metrics.adminAuthFailures.Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bff-admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "message": "a valid admin bearer token is required", "requestId": requestID(r.Context())})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "session store unreachable", Err: err}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "issuer": s.idp.Issuer})
+	return nil
+}
+
+// adminSession is a session as admins see it: never a token or cookie value.
+type adminSession struct {
+	Handle    string    `json:"handle"`
+	Sub       string    `json:"sub"`
+	IdPSID    string    `json:"idpSid,omitempty"`
+	Created   time.Time `json:"created"`
+	LastSeen  time.Time `json:"lastSeen"`
+	Expires   time.Time `json:"expires"`
+	UserAgent string    `json:"userAgent,omitempty"`
+	ClientIP  string    `json:"clientIp,omitempty"`
+}
+
+func toAdminSession(sess *sessionstore.Session) adminSession {
+	return adminSession{
+		Handle: sess.Handle, Sub: sess.Subject, IdPSID: sess.IdPSID,
+		Created: sess.CreatedAt.UTC(), LastSeen: sess.LastSeen.UTC(), Expires: sess.ExpiresAt.UTC(),
+		UserAgent: sess.UserAgent, ClientIP: sess.ClientIP,
+	}
+}
+
+func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var (
+		list []*sessionstore.Session
+		next string
+		err  error
+	)
+	if q.Has("sub") {
+		sub := q.Get("sub")
+		if sub == "" {
+			return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "sub must not be empty"}
+		}
+		list, err = s.store.ListBySubject(r.Context(), sub)
+	} else {
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		if limit <= 0 || limit > 1000 {
+			limit = 100
+		}
+		list, next, err = s.store.List(r.Context(), q.Get("cursor"), limit)
+	}
+	if err != nil {
+		return errStoreUnavailable(err)
+	}
+	out := make([]adminSession, 0, len(list))
+	for _, sess := range list {
+		out = append(out, toAdminSession(sess))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out, "next": next})
+	return nil
+}
+
+func (s *Server) handleKillSession(w http.ResponseWriter, r *http.Request) error {
+	handle := r.PathValue("handle")
+	sess, err := s.store.GetByHandle(r.Context(), handle)
+	if isNotFound(err) || handle == "" {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no live session with that handle"}
+	}
+	if err != nil {
+		return errStoreUnavailable(err)
+	}
+	n := 0
+	if s.endSession(r.Context(), sess.Key, sessionstore.CauseAdmin, adminActor(r)) != nil {
+		n = 1
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
+	return nil
+}
+
+func (s *Server) handleKillUser(w http.ResponseWriter, r *http.Request) error {
+	sub := r.PathValue("sub")
+	if strings.TrimSpace(sub) == "" {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "sub must not be empty"}
+	}
+	list, err := s.store.ListBySubject(r.Context(), sub)
+	if err != nil {
+		return errStoreUnavailable(err)
+	}
+	n := s.endSessions(r.Context(), list, sessionstore.CauseAdmin, adminActor(r))
+	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
+	return nil
+}
+
+// adminActor names who asked, for the audit line: the admin API has one
+// credential, so the actor is "admin" and the caller's address.
+func adminActor(r *http.Request) string {
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "admin@" + addr
+}

@@ -1,0 +1,223 @@
+package bff
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/bffproxy/bff/sessionstore"
+)
+
+// handleCallback finishes the login: it checks the state against the login
+// cookie (and that the state is used once), the RFC 9207 iss parameter,
+// exchanges the code with the PKCE verifier, verifies the ID token and its
+// nonce, and creates a new session under a new cookie value. A session the
+// browser already had is ended first: one browser, one session, and no
+// session id chosen before login survives it (no fixation).
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	w.Header().Set("Cache-Control", "no-store")
+
+	if code := q.Get("error"); code != "" {
+		return &Error{Status: http.StatusBadRequest, Code: "idp_error",
+			Message: "The identity provider did not complete the sign-in (" + idpErrorText(code) + ")."}
+	}
+	state := q.Get("state")
+	st, ok := s.readLoginCookie(w, r, state)
+	if !ok || subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+		return errLoginFailed("unknown_state", "This sign-in link is unknown or has expired.", nil)
+	}
+	// The cookie is dropped above, but a copy of it could be replayed with
+	// the same callback URL: remember every state used, across instances.
+	first, err := s.store.Remember(ctx, "state:"+sessionstore.KeyFromCookie(state), loginStateLifetime)
+	if err != nil {
+		return errStoreUnavailable(err)
+	}
+	if !first {
+		return errLoginFailed("state_reused", "This sign-in link was already used.", nil)
+	}
+	if iss := q.Get("iss"); iss != "" || s.idp.IssParameterSupported {
+		if iss != s.idp.Issuer {
+			return errLoginFailed("issuer_mismatch", "The sign-in response came from an unexpected identity provider.",
+				fmt.Errorf("iss parameter %q, want %q", iss, s.idp.Issuer))
+		}
+	}
+	code := q.Get("code")
+	if code == "" {
+		return errLoginFailed("missing_code", "The sign-in response is incomplete.", nil)
+	}
+
+	tok, err := s.idp.OAuth2.Exchange(s.idp.clientContext(ctx), code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		return &Error{Status: http.StatusBadGateway, Code: "code_exchange_failed",
+			Message: "The identity provider refused or failed the sign-in.", Err: describeTokenError(err)}
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return &Error{Status: http.StatusBadGateway, Code: "no_id_token", Message: "The identity provider sent no ID token."}
+	}
+	idToken, err := s.idp.IDTokens.Verify(s.idp.clientContext(ctx), rawID)
+	if err != nil {
+		return errLoginFailed("invalid_id_token", "The identity provider's ID token is not valid.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(st.Nonce)) != 1 {
+		return errLoginFailed("nonce_mismatch", "The ID token does not belong to this sign-in.", nil)
+	}
+	var claims struct {
+		SID               string `json:"sid"`
+		Name              string `json:"name"`
+		Email             string `json:"email"`
+		PreferredUsername string `json:"preferred_username"`
+	}
+	if err := idToken.Claims(&claims); err != nil {
+		return errLoginFailed("invalid_id_token", "The identity provider's ID token is not valid.", err)
+	}
+
+	// One browser, one session: end the one this browser had, if any.
+	if old := s.sessionCookieValue(r); old != "" {
+		s.endSession(ctx, sessionstore.KeyFromCookie(old), sessionstore.CauseReplaced, "login")
+	}
+
+	now := s.now()
+	cookie := newCookieValue()
+	sess := &sessionstore.Session{
+		Key:               sessionstore.KeyFromCookie(cookie),
+		Handle:            randomString(16),
+		Subject:           idToken.Subject,
+		Issuer:            idToken.Issuer,
+		IdPSID:            claims.SID,
+		Claims:            nonEmpty(map[string]string{"name": claims.Name, "email": claims.Email, "preferred_username": claims.PreferredUsername}),
+		CreatedAt:         now,
+		LastSeen:          now,
+		AbsoluteExpiresAt: now.Add(s.cfg.AbsoluteTimeout),
+		UserAgent:         truncate(r.UserAgent(), 256),
+		ClientIP:          s.clientIP(r),
+	}
+	if err := s.setTokens(sess, tok, rawID, "", now); err != nil {
+		return err
+	}
+	sess.ExpiresAt = s.sessionExpiry(sess, now)
+	if err := s.store.Create(ctx, sess); err != nil {
+		return errStoreUnavailable(fmt.Errorf("create session: %w", err))
+	}
+	s.metrics.logins.Inc()
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "session started",
+		slog.String("event", "session_started"), slog.String("sub", sess.Subject), slog.String("handle", sess.Handle))
+	s.setSessionCookie(w, cookie, sess.AbsoluteExpiresAt)
+	http.Redirect(w, r, st.ReturnTo, http.StatusFound)
+	return nil
+}
+
+// setTokens seals a token response into the session. A response without a
+// new refresh token or ID token keeps the previous ones (prevRefresh, and
+// rawID == "" keeps the old ID token), as RFC 6749 allows an IdP to omit them.
+func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID, prevRefresh string, now time.Time) error {
+	expiry := tok.Expiry
+	if expiry.IsZero() {
+		// No expires_in: assume the configured lifetime, never "forever",
+		// so the token is still refreshed in time.
+		expiry = now.Add(s.cfg.DefaultTokenLifetime)
+	}
+	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, []byte(tok.AccessToken))
+	if err != nil {
+		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+	}
+	secrets := sessionstore.Secrets{RefreshToken: tok.RefreshToken, IDToken: rawID}
+	if secrets.RefreshToken == "" {
+		secrets.RefreshToken = prevRefresh
+	}
+	if secrets.IDToken == "" && len(sess.Secrets) > 0 {
+		if old, err := s.openSecrets(sess); err == nil {
+			secrets.IDToken = old.IDToken
+		}
+	}
+	plain, err := json.Marshal(secrets)
+	if err != nil {
+		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+	}
+	sealed, err := s.sealer.Seal(sess.Key, fieldSecrets, plain)
+	if err != nil {
+		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+	}
+	sess.AccessToken, sess.Secrets = at, sealed
+	sess.AccessIssuedAt, sess.AccessExpiresAt = now, expiry
+	if scope, _ := tok.Extra("scope").(string); scope != "" {
+		sess.Scope = scope
+	}
+	return nil
+}
+
+// Sealed fields: each value is bound to its session and its field.
+const (
+	fieldAccessToken = "access_token"
+	fieldSecrets     = "secrets"
+)
+
+func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, error) {
+	var sec sessionstore.Secrets
+	plain, err := s.sealer.Open(sess.Key, fieldSecrets, sess.Secrets)
+	if err != nil {
+		return sec, fmt.Errorf("open session secrets: %w", err)
+	}
+	if err := json.Unmarshal(plain, &sec); err != nil {
+		return sec, fmt.Errorf("decode session secrets: %w", err)
+	}
+	return sec, nil
+}
+
+func errLoginFailed(code, message string, err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: message, Err: err}
+}
+
+// idpErrorText shows only error codes defined by OAuth 2.0 and OpenID
+// Connect; anything else the IdP (or an attacker crafting the link) put in
+// the URL is not echoed.
+func idpErrorText(code string) string {
+	switch code {
+	case "access_denied", "login_required", "consent_required", "interaction_required",
+		"invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope",
+		"server_error", "temporarily_unavailable", "account_selection_required":
+		return code
+	}
+	return "error"
+}
+
+// describeTokenError keeps an IdP's error code for the log but drops the
+// response body, which is the IdP's text and not ours to repeat.
+func describeTokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
+	}
+	return err
+}
+
+func nonEmpty(m map[string]string) map[string]string {
+	for k, v := range m {
+		if v == "" {
+			delete(m, k)
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,180 @@
+package bff
+
+import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// The session cookie is the browser's only credential. It is 32 random
+// bytes, HttpOnly, SameSite=Strict, Path=/ and without Domain; over https it
+// is Secure and carries the __Host- prefix, which makes the browser refuse
+// any version of it set by a sibling subdomain or over plain http.
+//
+// The cookie is managed here rather than by a session library: the session
+// lifecycle (rotation at login, compare-and-swap writes, throttled touches,
+// deletion that nothing resurrects) lives in sessionstore, and what remains
+// for the cookie — a random value and its attributes — is these few lines.
+// The store only ever sees the SHA-256 of the value (sessionstore.KeyFromCookie).
+
+// cookieNames are derived once from the public URL.
+type cookieNames struct {
+	session     string
+	loginPrefix string
+	secure      bool
+}
+
+func newCookieNames(publicURL string) cookieNames {
+	u, _ := url.Parse(publicURL)
+	if u != nil && u.Scheme == "https" {
+		return cookieNames{session: "__Host-bff-session", loginPrefix: "__Host-bff-login-", secure: true}
+	}
+	return cookieNames{session: "bff-session", loginPrefix: "bff-login-"}
+}
+
+// newCookieValue returns a fresh session cookie value.
+func newCookieValue() string { return randomString(32) }
+
+// randomString returns n random bytes, base64url encoded.
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand does not fail on supported platforms; if it ever did,
+		// carrying on with a predictable value would be worse than stopping.
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// maxCookieValueLen bounds what is hashed and looked up: a genuine value is
+// 43 characters.
+const maxCookieValueLen = 128
+
+// sessionCookieValue returns the session cookie's value, or "" when the
+// request has none or one that cannot be ours.
+func (s *Server) sessionCookieValue(r *http.Request) string {
+	c, err := r.Cookie(s.cookies.session)
+	if err != nil || c.Value == "" || len(c.Value) > maxCookieValueLen {
+		return ""
+	}
+	return c.Value
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookies.session,
+		Value:    value,
+		Path:     "/",
+		Expires:  expires,
+		MaxAge:   int(time.Until(expires).Seconds()),
+		HttpOnly: true,
+		Secure:   s.cookies.secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func (s *Server) expireSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.cookies.session,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   s.cookies.secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// loginState is what the BFF remembers between /login and /callback. It
+// lives in the browser, encrypted and authenticated with securecookie, in a
+// cookie named after its state so that several tabs can log in at once.
+type loginState struct {
+	State    string
+	Nonce    string
+	Verifier string
+	ReturnTo string
+}
+
+// loginStateLifetime is how long a login may take at the IdP.
+const loginStateLifetime = 10 * time.Minute
+
+// newLoginCodecs derives the login-cookie keys from the configured keys, so
+// rotating BFF_KEYS rotates them too. HKDF keeps these keys independent of
+// the token-sealing keys derived from the same secrets.
+func newLoginCodecs(keys [][]byte) ([]securecookie.Codec, error) {
+	pairs := make([][]byte, 0, 2*len(keys))
+	for _, k := range keys {
+		hashKey, err := hkdf.Key(sha256.New, k, nil, "bff login-state mac", 32)
+		if err != nil {
+			return nil, fmt.Errorf("derive login-state key: %w", err)
+		}
+		blockKey, err := hkdf.Key(sha256.New, k, nil, "bff login-state enc", 32)
+		if err != nil {
+			return nil, fmt.Errorf("derive login-state key: %w", err)
+		}
+		pairs = append(pairs, hashKey, blockKey)
+	}
+	codecs := securecookie.CodecsFromPairs(pairs...)
+	for _, c := range codecs {
+		sc := c.(*securecookie.SecureCookie)
+		sc.MaxAge(int(loginStateLifetime.Seconds()))
+		sc.SetSerializer(securecookie.JSONEncoder{})
+	}
+	return codecs, nil
+}
+
+// loginCookieName binds the cookie to its state. The state is random and
+// URL-safe, so part of it makes a valid, unguessable cookie name.
+func (s *Server) loginCookieName(state string) string {
+	return s.cookies.loginPrefix + state[:16]
+}
+
+func (s *Server) setLoginCookie(w http.ResponseWriter, st loginState) error {
+	name := s.loginCookieName(st.State)
+	value, err := securecookie.EncodeMulti(name, st, s.loginCodecs...)
+	if err != nil {
+		return fmt.Errorf("seal login state: %w", err)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     s.cfg.Prefix + "/callback",
+		MaxAge:   int(loginStateLifetime.Seconds()),
+		HttpOnly: true,
+		Secure:   s.cookies.secure,
+		// Lax, not Strict: the IdP's redirect back is a cross-site top-level
+		// navigation, and a Strict cookie would not come with it.
+		SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// readLoginCookie finds and opens the login state for state, and tells the
+// browser to drop the cookie whatever the outcome: a login state is used once.
+func (s *Server) readLoginCookie(w http.ResponseWriter, r *http.Request, state string) (loginState, bool) {
+	var st loginState
+	if len(state) < 16 || len(state) > 128 || strings.ContainsAny(state, "=;, ") {
+		return st, false
+	}
+	name := s.loginCookieName(state)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return st, false
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: "", Path: s.cfg.Prefix + "/callback", MaxAge: -1,
+		HttpOnly: true, Secure: s.cookies.secure, SameSite: http.SameSiteLaxMode,
+	})
+	if err := securecookie.DecodeMulti(name, c.Value, &st, s.loginCodecs...); err != nil {
+		return st, false
+	}
+	return st, true
+}

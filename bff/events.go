@@ -1,0 +1,69 @@
+package bff
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// heartbeatInterval keeps proxies and load balancers from closing an idle
+// event stream.
+const heartbeatInterval = 15 * time.Second
+
+// handleEvents streams the session's life to every open tab as Server-Sent
+// Events: "session-ended" with the cause when the session is ended anywhere
+// in the cluster, and "session-expiring" shortly before the absolute
+// timeout. The stream closes after session-ended.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.loadSession(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	ctx, att, detach := s.hub.attach(r.Context(), sess.Key, true)
+	defer detach()
+
+	// The session may have been ended between loading it and attaching.
+	if _, err := s.store.Get(ctx, sess.Key); isNotFound(err) {
+		return s.endedError(ctx, sess.Key)
+	}
+
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": session events\n\n")
+	_ = rc.Flush()
+
+	expiringAt := sess.AbsoluteExpiresAt.Add(-s.cfg.ExpiringNotice)
+	expiring := time.NewTimer(max(time.Until(expiringAt), 0))
+	defer expiring.Stop()
+	heartbeat := time.NewTicker(heartbeatInterval)
+	defer heartbeat.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-att.ended:
+			writeEvent(w, "session-ended", map[string]string{"cause": string(ev.Cause)})
+			_ = rc.Flush()
+			return nil
+		case <-expiring.C:
+			writeEvent(w, "session-expiring", map[string]int64{"expiresIn": int64(time.Until(sess.AbsoluteExpiresAt).Seconds())})
+			_ = rc.Flush()
+		case <-heartbeat.C:
+			fmt.Fprint(w, ": heartbeat\n\n")
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, name string, data any) {
+	b, _ := json.Marshal(data)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
+}

@@ -1,0 +1,272 @@
+package bff_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffproxy/bff/bff"
+	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/memory"
+	"github.com/bffproxy/bff/static"
+)
+
+const (
+	testClientID     = "bff-test"
+	testClientSecret = "bff-test-secret"
+	testAdminToken   = "test-admin-token-0123456789"
+)
+
+// stack is a BFF in front of a real embedded OP and the demo API, over
+// real HTTP on loopback.
+type stack struct {
+	op     *devstack.OP
+	api    *httptest.Server
+	bff    *httptest.Server
+	admin  *httptest.Server
+	server *bff.Server
+	store  sessionstore.Store
+	cfg    bff.Config
+	logs   *syncBuffer
+}
+
+type stackOptions struct {
+	accessTokenLifetime time.Duration
+	store               sessionstore.Store
+	configure           func(*bff.Config)
+	upstream            http.Handler // replaces the demo API behind /api/
+}
+
+func mustStartStack(t *testing.T, opts stackOptions) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	st := &stack{logs: &syncBuffer{}}
+	st.bff = httptest.NewUnstartedServer(nil)
+	publicURL := "http://" + st.bff.Listener.Addr().String()
+
+	if opts.accessTokenLifetime == 0 {
+		opts.accessTokenLifetime = time.Minute
+	}
+	op, err := devstack.StartOP(ctx, devstack.OPConfig{
+		AccessTokenLifetime: opts.accessTokenLifetime,
+		Clients: []devstack.Client{{
+			ID: testClientID, Secret: testClientSecret,
+			RedirectURIs:           []string{publicURL + "/bff/callback"},
+			PostLogoutRedirectURIs: []string{publicURL + "/"},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("start OP: %v", err)
+	}
+	t.Cleanup(func() { op.Close() })
+	st.op = op
+
+	upstream := opts.upstream
+	if upstream == nil {
+		upstream, err = devstack.NewDemoAPI(ctx, op.Issuer(), testClientID)
+		if err != nil {
+			t.Fatalf("demo API: %v", err)
+		}
+	}
+	st.api = httptest.NewServer(upstream)
+	t.Cleanup(st.api.Close)
+	apiURL, _ := url.Parse(st.api.URL)
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	cfg := bff.DefaultConfig()
+	cfg.Issuer = op.Issuer()
+	cfg.ClientID, cfg.ClientSecret = testClientID, testClientSecret
+	cfg.PublicURL = publicURL
+	cfg.Keys = [][]byte{key}
+	cfg.Routes = []bff.Route{{Prefix: "/api/", Upstream: apiURL, Token: bff.TokenUser}}
+	cfg.AdminToken = testAdminToken
+	if opts.configure != nil {
+		opts.configure(&cfg)
+	}
+	st.cfg = cfg
+
+	st.store = opts.store
+	if st.store == nil {
+		st.store = memory.New(memory.Options{})
+		t.Cleanup(func() { st.store.Close() })
+	}
+	logger := slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	provider, err := bff.Discover(ctx, logger, &cfg, nil)
+	if err != nil {
+		t.Fatalf("discover: %v", err)
+	}
+	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS()})
+	if err != nil {
+		t.Fatalf("bff.New: %v", err)
+	}
+	st.bff.Config.Handler = st.server.Handler()
+	st.bff.Start()
+	t.Cleanup(st.bff.Close)
+	st.admin = httptest.NewServer(st.server.AdminHandler())
+	t.Cleanup(st.admin.Close)
+	return st
+}
+
+// browser is a cookie-keeping HTTP client that does not follow redirects,
+// so that every 302 and Set-Cookie can be asserted. It records every
+// response it gets from the BFF.
+type browser struct {
+	*http.Client
+	st *stack
+
+	mu        sync.Mutex
+	responses []recorded
+}
+
+type recorded struct {
+	url     string
+	status  int
+	headers http.Header
+	body    []byte
+}
+
+func (st *stack) newBrowser(t *testing.T) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &browser{st: st}
+	b.Client = &http.Client{
+		Jar:           jar,
+		Transport:     &recordingTransport{b: b, next: http.DefaultTransport},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+	return b
+}
+
+type recordingTransport struct {
+	b    *browser
+	next http.RoundTripper
+}
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(req)
+	if err != nil || !strings.HasPrefix(req.URL.String(), rt.b.st.bff.URL) {
+		return resp, err
+	}
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		rt.b.record(req, resp, nil)
+		return resp, nil
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	rt.b.record(req, resp, body)
+	return resp, nil
+}
+
+func (b *browser) record(req *http.Request, resp *http.Response, body []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.responses = append(b.responses, recorded{url: req.URL.String(), status: resp.StatusCode, headers: resp.Header.Clone(), body: body})
+}
+
+// login runs the whole browser flow: /bff/login → OP login form →
+// /bff/callback, and returns the callback's response.
+func (b *browser) login(t *testing.T, username, password, returnTo string) *http.Response {
+	t.Helper()
+	resp := b.get(t, "/bff/login?returnTo="+url.QueryEscape(returnTo), nil)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("login: status %d, want 302", resp.StatusCode)
+	}
+	authorize := resp.Header.Get("Location")
+	if !strings.HasPrefix(authorize, b.st.op.Issuer()) {
+		t.Fatalf("login redirects to %q, not the OP", authorize)
+	}
+	opResp, err := b.st.op.Login(context.Background(), b.Client, authorize, username, password)
+	if err != nil {
+		t.Fatalf("OP login: %v", err)
+	}
+	callback := opResp.Header.Get("Location")
+	if !strings.HasPrefix(callback, b.st.bff.URL+"/bff/callback") {
+		t.Fatalf("OP redirects to %q, not the callback", callback)
+	}
+	return b.getURL(t, callback, nil)
+}
+
+func (b *browser) mustLogin(t *testing.T, username string) {
+	t.Helper()
+	resp := b.login(t, username, username+"-pass", "/")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback: status %d, want 302", resp.StatusCode)
+	}
+}
+
+func (b *browser) get(t *testing.T, path string, header http.Header) *http.Response {
+	t.Helper()
+	return b.getURL(t, b.st.bff.URL+path, header)
+}
+
+func (b *browser) getURL(t *testing.T, u string, header http.Header) *http.Response {
+	t.Helper()
+	return b.do(t, http.MethodGet, u, header)
+}
+
+func (b *browser) do(t *testing.T, method, u string, header http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// api calls a BFF path the way the SPA does, with the CSRF header.
+func (b *browser) api(t *testing.T, path string) *http.Response {
+	t.Helper()
+	return b.get(t, path, http.Header{"X-Csrf": {"1"}})
+}
+
+func csrf() http.Header { return http.Header{"X-Csrf": {"1"}} }
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,212 @@
+package bff
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+type requestIDKey struct{}
+
+// withRequestID gives every request an id, returned in X-Request-Id and in
+// every error body, so a user's report can be matched with the log.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := randomString(9)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// statusRecorder remembers the status for the access log and metrics. It
+// passes Flush and Hijack through (via Unwrap and http.ResponseController)
+// so streams and WebSocket upgrades keep working.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe counts every request and, when enabled, writes one access-log
+// line. The line has the path but never the query (it may carry a code or a
+// state) and never a header value.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(statusClass(rec.status)).Inc()
+		if s.cfg.LogRequests && s.logger.Enabled(r.Context(), slog.LevelInfo) {
+			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", requestID(r.Context())),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status),
+				slog.Duration("duration", time.Since(start)))
+		}
+	})
+}
+
+func statusClass(code int) string {
+	switch {
+	case code < 200:
+		return "1xx"
+	case code < 300:
+		return "2xx"
+	case code < 400:
+		return "3xx"
+	case code < 500:
+		return "4xx"
+	default:
+		return "5xx"
+	}
+}
+
+// securityHeaders applies to every response the BFF itself writes. The CSP
+// allows only same-origin scripts, styles, connections and images, and no
+// framing (clickjacking); proxied API responses get the same headers, which
+// is harmless for JSON and protective if an upstream ever returns HTML.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rejectAmbiguousPaths refuses any path that different parsers could read
+// differently: dot segments, empty segments, backslashes, NUL and other
+// control characters, and encoded slashes, backslashes or dots. A proxy that
+// cleaned such a path and an upstream that did not (or the reverse) would
+// disagree about which resource is meant, and "/api/../admin" or
+// "/api/%2e%2e/admin" could reach an upstream path the route never allowed.
+// Refusing them (400) is simpler and safer than cleaning them.
+func (s *Server) rejectAmbiguousPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reason := ambiguousPath(r.URL.EscapedPath()); reason != "" {
+			s.writeError(w, r, &Error{Status: http.StatusBadRequest, Code: "bad_path", Message: "path not allowed: " + reason})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func ambiguousPath(escaped string) string {
+	if !strings.HasPrefix(escaped, "/") {
+		return "must start with /"
+	}
+	lower := strings.ToLower(escaped)
+	for _, enc := range []string{"%2f", "%5c", "%2e", "%00"} {
+		if strings.Contains(lower, enc) {
+			return "encoded separator or dot"
+		}
+	}
+	if strings.Contains(escaped, "//") {
+		return "empty segment"
+	}
+	for _, seg := range strings.Split(escaped, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segment"
+		}
+	}
+	for i := 0; i < len(escaped); i++ {
+		if c := escaped[i]; c == '\\' || c < 0x20 || c == 0x7f {
+			return "backslash or control character"
+		}
+	}
+	// Percent-encoded control characters and backslash.
+	for i := 0; i+2 < len(lower); i++ {
+		if lower[i] == '%' && (lower[i+1] == '0' || lower[i+1] == '1' || lower[i+1:i+3] == "7f") {
+			return "encoded control character"
+		}
+	}
+	return ""
+}
+
+func acceptsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// clientIP is the address of the party that connected, or, when that
+// party is a trusted proxy, the last address its X-Forwarded-For names that
+// is not itself a trusted proxy. Inbound X-Forwarded-* from anyone else is
+// ignored: a browser must not pick the IP an admin sees or an upstream logs.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(addr) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return host
+		}
+		if !s.trusted(a) {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromTrustedProxy reports whether the connection itself comes from a
+// trusted proxy, whose X-Forwarded-Proto and -Host may be believed.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && s.trusted(a)
+}

@@ -1,0 +1,107 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+)
+
+type proxyTokenKey struct{}
+
+// proxy relays one allowlisted route to its upstream. The upstream gets the
+// user's access token as a bearer token and nothing of the browser's
+// credentials: Cookie, the CSRF header and any Authorization the browser
+// sent are removed, hop-by-hop headers are dropped by ReverseProxy, and
+// X-Forwarded-* are set from the real connection. Set-Cookie from the
+// upstream is dropped: the browser's cookies belong to the BFF.
+//
+// The token is refreshed, if it must be, before anything is written, so a
+// rotated refresh token is never lost to a response already under way. The
+// request's context is bound to the session, so ending the session cuts its
+// open streams and WebSockets.
+func (s *Server) proxy(route Route) http.Handler {
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(route.Upstream)
+			if route.StripPrefix {
+				pr.Out.URL.Path = singleJoin(route.Upstream.Path, "/"+strings.TrimPrefix(pr.In.URL.Path, route.Prefix))
+				pr.Out.URL.RawPath = ""
+			}
+			if s.fromTrustedProxy(pr.In) {
+				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+			}
+			pr.SetXForwarded()
+			if !s.fromTrustedProxy(pr.In) {
+				pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+			}
+			h := pr.Out.Header
+			h.Del("Cookie")
+			h.Del("Authorization")
+			h.Del(s.cfg.CSRFHeader)
+			h.Del("Forwarded")
+			if tok, _ := pr.In.Context().Value(proxyTokenKey{}).(string); tok != "" {
+				h.Set("Authorization", "Bearer "+tok)
+			}
+		},
+		Transport: s.transport,
+		// ReverseProxy flushes event streams and responses of unknown length
+		// as they arrive; everything else is buffered briefly.
+		FlushInterval: 0,
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("Set-Cookie")
+			resp.Header.Del("Set-Cookie2")
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.writeError(w, r, upstreamError(r.Context(), route, err))
+		},
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if len(route.Methods) > 0 && !slices.Contains(route.Methods, r.Method) {
+			w.Header().Set("Allow", strings.Join(route.Methods, ", "))
+			return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"}
+		}
+		ctx := r.Context()
+		if route.Token == TokenNone {
+			rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyTokenKey{}, "")))
+			return nil
+		}
+		sess, err := s.loadSession(ctx, r)
+		if err != nil {
+			return err
+		}
+		token, err := s.accessToken(ctx, sess)
+		if err != nil {
+			return err
+		}
+		s.touch(ctx, sess)
+		ctx, _, detach := s.hub.attach(ctx, sess.Key, false)
+		defer detach()
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyTokenKey{}, token)))
+		return nil
+	})
+}
+
+// upstreamError describes a failed upstream call without its details.
+func upstreamError(ctx context.Context, route Route, err error) *Error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: err}
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the API did not answer in time", Err: err}
+	default:
+		return &Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the API is unreachable", Err: err}
+	}
+}
+
+func singleJoin(a, b string) string {
+	return strings.TrimSuffix(a, "/") + "/" + strings.TrimPrefix(b, "/")
+}

@@ -1,0 +1,221 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/bffproxy/bff/sessionstore"
+)
+
+const (
+	// refreshLockTTL bounds how long a dead instance can block refreshes of
+	// one session: its lock simply expires.
+	refreshLockTTL = 15 * time.Second
+	// refreshWait bounds how long a request waits for another instance's
+	// refresh of the same session.
+	refreshWait = 10 * time.Second
+	// refreshTimeout bounds one call to the token endpoint.
+	refreshTimeout = 10 * time.Second
+)
+
+// refreshMargin is how early an access token is refreshed: the configured
+// skew, but at most half the token's lifetime, so a token that lives only a
+// few seconds is not refreshed on every request.
+func (s *Server) refreshMargin(sess *sessionstore.Session) time.Duration {
+	lifetime := sess.AccessExpiresAt.Sub(sess.AccessIssuedAt)
+	return min(s.cfg.RefreshSkew, lifetime/2)
+}
+
+func (s *Server) needsRefresh(sess *sessionstore.Session, now time.Time) bool {
+	return !now.Add(s.refreshMargin(sess)).Before(sess.AccessExpiresAt)
+}
+
+// accessToken returns a usable access token for the session, refreshing it
+// first when it is about to expire. It never writes to the store unless it
+// refreshed.
+//
+// Errors: a refused refresh (invalid_grant) ends the session and is 401
+// session_expired; an unreachable IdP with an expired token is 503 with
+// Retry-After, and the session is kept.
+func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (string, error) {
+	if s.needsRefresh(sess, s.now()) {
+		fresh, err := s.refresh(ctx, sess)
+		if err != nil {
+			return "", err
+		}
+		sess = fresh
+	}
+	plain, err := s.sealer.Open(sess.Key, fieldAccessToken, sess.AccessToken)
+	if err != nil {
+		// Sealed with a key that is no longer configured, or tampered with:
+		// the session cannot be used, and the user must sign in again.
+		return "", &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+	}
+	return string(plain), nil
+}
+
+// refresh makes sure exactly one token-endpoint call happens per session at
+// a time, cluster-wide: requests of this instance share one call
+// (singleflight); instances share the store's lock, and whoever gets it
+// re-reads the record first, so a refresh done meanwhile by someone else is
+// used rather than repeated. With rotating refresh tokens a second call
+// would present a spent token and get invalid_grant — at some IdPs, the
+// revocation of the whole grant.
+func (s *Server) refresh(ctx context.Context, sess *sessionstore.Session) (*sessionstore.Session, error) {
+	ch := s.refreshes.DoChan(sess.Key, func() (any, error) {
+		// Shared by every waiting request: not bound to any one of them.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait+refreshTimeout)
+		defer cancel()
+		return s.refreshLocked(ctx, sess)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return s.refreshFailed(sess, res.Err)
+		}
+		return res.Val.(*sessionstore.Session), nil
+	case <-ctx.Done():
+		return nil, &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: ctx.Err()}
+	}
+}
+
+// Outcomes of refreshLocked that are not plain errors.
+var (
+	errRefreshDenied = errors.New("refresh token refused by the IdP")
+	errSessionGone   = errors.New("session ended during refresh")
+)
+
+func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session) (*sessionstore.Session, error) {
+	lock, err := s.waitForLock(ctx, stale)
+	if err != nil {
+		return nil, err
+	}
+	if lock == nil {
+		// Someone else refreshed while we waited.
+		return s.store.Get(ctx, stale.Key)
+	}
+	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+
+	sess, err := s.store.Get(ctx, stale.Key)
+	if isNotFound(err) {
+		return nil, errSessionGone
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if !s.needsRefresh(sess, now) {
+		return sess, nil
+	}
+	sec, err := s.openSecrets(sess)
+	if err != nil || sec.RefreshToken == "" {
+		return nil, fmt.Errorf("%w: no usable refresh token", errRefreshDenied)
+	}
+
+	s.metrics.refreshes.Inc()
+	callCtx, cancel := context.WithTimeout(s.idp.clientContext(ctx), refreshTimeout)
+	defer cancel()
+	tok, err := s.idp.OAuth2.TokenSource(callCtx, &oauth2.Token{RefreshToken: sec.RefreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "unauthorized_client") {
+			return nil, fmt.Errorf("%w: %v", errRefreshDenied, describeTokenError(err))
+		}
+		s.metrics.refreshFailures.Inc()
+		return nil, fmt.Errorf("refresh: %w", describeTokenError(err))
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if err := s.setTokens(sess, tok, rawID, sec.RefreshToken, now); err != nil {
+		return nil, err
+	}
+	// The refresh token may be the only copy of a rotated token: it must be
+	// written. A conflict cannot come from another refresh (we hold the
+	// lock), so the write is retried on the current version.
+	for attempt := 0; ; attempt++ {
+		err = s.store.Update(ctx, sess)
+		if err == nil || !errors.Is(err, sessionstore.ErrConflict) || attempt == 3 {
+			break
+		}
+		cur, gerr := s.store.Get(ctx, sess.Key)
+		if gerr != nil {
+			err = gerr
+			break
+		}
+		sess.Version = cur.Version
+	}
+	if isNotFound(err) {
+		// Ended while we refreshed: the new refresh token must not outlive it.
+		_ = s.revoke(ctx, tok.RefreshToken)
+		return nil, errSessionGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store refreshed tokens: %w", err)
+	}
+	return sess, nil
+}
+
+// waitForLock takes the session's refresh lock. If another instance holds
+// it, it waits until that instance has refreshed (returning nil, nil) or
+// its lock expired (then takes it).
+func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (sessionstore.Lock, error) {
+	deadline := time.Now().Add(refreshWait)
+	for {
+		lock, err := s.store.Lock(ctx, "refresh:"+stale.Key, refreshLockTTL)
+		if err == nil {
+			return lock, nil
+		}
+		if !errors.Is(err, sessionstore.ErrLocked) {
+			return nil, err
+		}
+		cur, err := s.store.Get(ctx, stale.Key)
+		if isNotFound(err) {
+			return nil, errSessionGone
+		}
+		if err == nil && cur.Version != stale.Version && !s.needsRefresh(cur, s.now()) {
+			return nil, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("timed out waiting for another instance's refresh")
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// refreshFailed turns a failed refresh into the response: a refused refresh
+// ends the session (401 session_expired); a session ended meanwhile is 401;
+// anything else (IdP or store unreachable) keeps the session and serves the
+// current access token while it is still valid, or answers 503.
+func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessionstore.Session, error) {
+	ctx := context.Background()
+	switch {
+	case errors.Is(err, errRefreshDenied):
+		s.endSession(ctx, sess.Key, sessionstore.CauseRefreshDenied, "idp")
+		return nil, &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+	case errors.Is(err, errSessionGone):
+		return nil, s.endedError(ctx, sess.Key)
+	}
+	if s.now().Before(sess.AccessExpiresAt) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh failed; serving the current access token until it expires",
+			slog.String("handle", sess.Handle), slog.String("error", err.Error()))
+		return sess, nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return nil, e
+	}
+	if errors.Is(err, sessionstore.ErrUnavailable) {
+		return nil, errStoreUnavailable(err)
+	}
+	return nil, &Error{Status: http.StatusServiceUnavailable, Code: "idp_unavailable",
+		Message: "the identity provider is unreachable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
+}

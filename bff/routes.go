@@ -1,0 +1,38 @@
+package bff
+
+import "net/http"
+
+// routes is the whole browser-facing surface and the guard on each route.
+//
+//	guard        meaning
+//	csrf         X-CSRF: 1 header, and not Sec-Fetch-Site: cross-site
+//	stream       not cross-site; Origin, when sent, is the public origin
+//	session      a live session cookie (401 contract otherwise)
+//	sid          the sid parameter names the cookie's session
+//	logout token a signed OIDC logout token from the IdP
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	p := s.cfg.Prefix
+
+	mux.Handle("GET "+p+"/login", s.handle(s.handleLogin))                            // public
+	mux.Handle("GET "+p+"/callback", s.handle(s.handleCallback))                      // login state cookie
+	mux.Handle("GET "+p+"/user", s.requireCSRF(s.handle(s.handleUser)))               // csrf, session
+	mux.Handle("GET "+p+"/logout", s.handle(s.handleLogout))                          // session, sid
+	mux.Handle("POST "+p+"/logout", s.handle(s.handleLogout))                         // session, sid
+	mux.Handle("POST "+p+"/backchannel-logout", s.handle(s.handleBackchannel))        // logout token
+	mux.Handle("GET "+p+"/session/events", s.requireStream(s.handle(s.handleEvents))) // stream, session
+	mux.Handle(p+"/", s.handle(notFound))
+
+	for _, route := range s.cfg.Routes {
+		// Any method: the route's own method list is checked by the proxy,
+		// so a refused method is a JSON 405 rather than the SPA.
+		mux.Handle(route.Prefix, s.requireCSRF(s.proxy(route))) // csrf, session if token=user
+	}
+
+	mux.Handle("/", s.handleSPA()) // public; GET page navigations only
+	return mux
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+}

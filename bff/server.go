@@ -1,0 +1,211 @@
+// Package bff is the HTTP side of the Backend-for-Frontend: login, callback,
+// user, logout, back-channel logout, the API proxy with token relay and
+// silent refresh, session events, the admin API and the SPA.
+//
+// The browser holds one opaque HttpOnly cookie. Tokens stay in the session
+// store, sealed; they leave the BFF only as the Authorization header of a
+// proxied API call and in calls to the IdP.
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/bffproxy/bff/sessionstore"
+)
+
+// Deps are the BFF's collaborators, all explicit: no globals.
+type Deps struct {
+	Logger   *slog.Logger
+	Config   Config
+	Store    sessionstore.Store
+	Provider *Provider
+	// Static is the SPA's build (index.html and assets); nil serves no SPA.
+	Static fs.FS
+	// Registry receives the BFF's metrics; nil makes a private registry.
+	Registry *prometheus.Registry
+}
+
+// Server holds the BFF's state. Create it with New; serve Handler on the
+// public listener and AdminHandler on the admin listener.
+type Server struct {
+	logger      *slog.Logger
+	cfg         Config
+	store       sessionstore.Store
+	idp         *Provider
+	sealer      *sessionstore.Sealer
+	loginCodecs []securecookie.Codec
+	cookies     cookieNames
+	origin      string // scheme://host[:port] of the public URL
+	static      fs.FS
+
+	hub       *hub
+	refreshes singleflight.Group
+	transport *http.Transport
+	metrics   *metrics
+	registry  *prometheus.Registry
+	adminAuth *adminAuth
+	now       func() time.Time
+}
+
+// New builds a Server and starts its listener for session-ended events,
+// which runs until ctx ends.
+func New(ctx context.Context, deps Deps) (*Server, error) {
+	cfg := deps.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if deps.Store == nil || deps.Provider == nil || deps.Logger == nil {
+		return nil, errors.New("bff: Logger, Store and Provider are required")
+	}
+	sealer, err := sessionstore.NewSealer(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("BFF_KEYS: %w", err)
+	}
+	codecs, err := newLoginCodecs(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("BFF_KEYS: %w", err)
+	}
+	pub, _ := url.Parse(cfg.PublicURL)
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{
+		logger:      deps.Logger,
+		cfg:         cfg,
+		store:       deps.Store,
+		idp:         deps.Provider,
+		sealer:      sealer,
+		loginCodecs: codecs,
+		cookies:     newCookieNames(cfg.PublicURL),
+		origin:      pub.Scheme + "://" + pub.Host,
+		static:      deps.Static,
+		hub:         newHub(),
+		transport:   newUpstreamTransport(cfg.UpstreamTimeout),
+		metrics:     newMetrics(reg),
+		registry:    reg,
+		adminAuth:   newAdminAuth(cfg.AdminToken),
+		now:         time.Now,
+	}
+	events, err := s.store.Subscribe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to session events: %w", err)
+	}
+	go s.relayEvents(events)
+	return s, nil
+}
+
+// newUpstreamTransport is shared by every proxied route. Go's default keeps
+// two idle connections per host, which under load makes most requests dial a
+// new connection; the BFF keeps enough for its concurrency.
+func newUpstreamTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // upstreams are reached directly; an env proxy would see tokens
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Handler is the browser-facing handler. Middleware order, outermost first:
+// request id → access log and metrics → security headers → path guard → routes.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = s.routes()
+	h = s.rejectAmbiguousPaths(h)
+	h = securityHeaders(h)
+	h = s.observe(h)
+	h = withRequestID(h)
+	return h
+}
+
+// handlerFunc is a handler that may fail; ServeHTTP renders the failure.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(f handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// loadSession returns the live session named by the request's cookie. No
+// cookie, an unknown cookie or an expired session is 401; the code says why
+// when a tombstone remembers it (session_ended, session_expired).
+func (s *Server) loadSession(ctx context.Context, r *http.Request) (*sessionstore.Session, error) {
+	value := s.sessionCookieValue(r)
+	if value == "" {
+		return nil, errUnauthenticated("login_required")
+	}
+	key := sessionstore.KeyFromCookie(value)
+	sess, err := s.store.Get(ctx, key)
+	if err == nil && !sess.Live(s.now()) {
+		err = sessionstore.ErrNotFound
+	}
+	if errors.Is(err, sessionstore.ErrNotFound) {
+		return nil, s.endedError(ctx, key)
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return sess, nil
+}
+
+// endedError explains a missing session: a tombstone says how it ended.
+func (s *Server) endedError(ctx context.Context, key string) *Error {
+	tomb, err := s.store.Tombstone(ctx, key)
+	if err != nil {
+		return errUnauthenticated("login_required")
+	}
+	switch tomb.Cause {
+	case sessionstore.CauseRefreshDenied, sessionstore.CauseExpired:
+		return errUnauthenticated("session_expired")
+	default:
+		return errUnauthenticated("session_ended")
+	}
+}
+
+// touch records activity at most once per TouchInterval, extending the idle
+// deadline. Touch never creates a record, so a session deleted while this
+// request was in flight stays deleted.
+func (s *Server) touch(ctx context.Context, sess *sessionstore.Session) {
+	now := s.now()
+	if now.Sub(sess.LastSeen) < s.cfg.TouchInterval {
+		return
+	}
+	expires := s.sessionExpiry(sess, now)
+	if err := s.store.Touch(ctx, sess.Key, now, expires); err != nil && !errors.Is(err, sessionstore.ErrNotFound) {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "touch session failed", slog.String("handle", sess.Handle), slog.String("error", err.Error()))
+		return
+	}
+	sess.LastSeen, sess.ExpiresAt = now, expires
+}
+
+// sessionExpiry is the one lifetime rule: a session ends at the first of
+// its idle deadline (from the last recorded activity) and its absolute
+// deadline (from login). Logout, kill, back-channel logout and a refused
+// refresh end it earlier by deleting it.
+func (s *Server) sessionExpiry(sess *sessionstore.Session, lastSeen time.Time) time.Time {
+	idle := lastSeen.Add(s.cfg.IdleTimeout)
+	if idle.Before(sess.AbsoluteExpiresAt) {
+		return idle
+	}
+	return sess.AbsoluteExpiresAt
+}

@@ -1,0 +1,61 @@
+package bff
+
+import (
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+)
+
+// handleSPA serves the embedded single-page app. Files of the build are
+// served as they are (hashed assets under /assets/ with a long cache);
+// any other GET page navigation gets index.html (no-cache), so client-side
+// routes work on reload. Anything else — an API-style call to an unknown
+// path, another method — is a JSON 404, never the app's HTML, so a typo in
+// an API path fails loudly instead of parsing HTML as JSON.
+func (s *Server) handleSPA() http.Handler {
+	if s.static == nil {
+		return s.handle(notFound)
+	}
+	files := http.FileServerFS(s.static)
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+		}
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if name != "" && name != "index.html" {
+			if st, err := fs.Stat(s.static, name); err == nil && !st.IsDir() {
+				if strings.HasPrefix(name, "assets/") {
+					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				} else {
+					w.Header().Set("Cache-Control", "no-cache")
+				}
+				files.ServeHTTP(w, r)
+				return nil
+			}
+		}
+		if !isPageNavigation(r) {
+			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+		}
+		index, err := fs.ReadFile(s.static, "index.html")
+		if err != nil {
+			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no application is bundled", Err: err}
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(index)
+		return nil
+	})
+}
+
+// isPageNavigation: a GET that loads a page, by Sec-Fetch-Mode when the
+// browser sends it, else by Accept.
+func isPageNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	return acceptsHTML(r)
+}

@@ -1,0 +1,37 @@
+package bff
+
+import (
+	"net/http"
+	"net/url"
+)
+
+// userInfo is what the SPA learns of its session: who is signed in and how
+// to sign out. No token, and not the IdP's sid.
+type userInfo struct {
+	Sub               string `json:"sub"`
+	Name              string `json:"name,omitempty"`
+	Email             string `json:"email,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	SID               string `json:"sid"`
+	LogoutURL         string `json:"logoutUrl"`
+	SessionExpiresIn  int64  `json:"sessionExpiresIn"`
+}
+
+func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.loadSession(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	s.touch(r.Context(), sess)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, userInfo{
+		Sub:               sess.Subject,
+		Name:              sess.Claims["name"],
+		Email:             sess.Claims["email"],
+		PreferredUsername: sess.Claims["preferred_username"],
+		SID:               sess.Handle,
+		LogoutURL:         s.cfg.Prefix + "/logout?sid=" + url.QueryEscape(sess.Handle),
+		SessionExpiresIn:  int64(sess.ExpiresAt.Sub(s.now()).Seconds()),
+	})
+	return nil
+}
