@@ -111,7 +111,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "session started",
 		slog.String("event", "session_started"), slog.String("sub", sess.Subject), slog.String("handle", sess.Handle))
 	s.setSessionCookie(w, cookie, sess.AbsoluteExpiresAt)
-	http.Redirect(w, r, st.ReturnTo, http.StatusFound)
+	redirect(w, st.ReturnTo)
 	return nil
 }
 

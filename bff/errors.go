@@ -134,3 +134,11 @@ func storeErr(err error) *Error {
 	}
 	return errStoreUnavailable(err)
 }
+
+// redirect answers 302 with only a Location header. http.Redirect would
+// also write the target into an HTML body, and the end-session target holds
+// an id_token_hint: one copy of it in the browser is enough.
+func redirect(w http.ResponseWriter, target string) {
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusFound)
+}

@@ -45,6 +45,7 @@ type stackOptions struct {
 	store               sessionstore.Store
 	configure           func(*bff.Config)
 	upstream            http.Handler // replaces the demo API behind /api/
+	tamperProvider      func(*bff.Provider)
 }
 
 func mustStartStack(t *testing.T, opts stackOptions) *stack {
@@ -107,6 +108,9 @@ func mustStartStack(t *testing.T, opts stackOptions) *stack {
 	provider, err := bff.Discover(ctx, logger, &cfg, nil)
 	if err != nil {
 		t.Fatalf("discover: %v", err)
+	}
+	if opts.tamperProvider != nil {
+		opts.tamperProvider(provider)
 	}
 	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS()})
 	if err != nil {

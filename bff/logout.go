@@ -42,7 +42,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 
 	ended := s.endSession(ctx, key, sessionstore.CauseUserLogout, "user")
 	s.expireSessionCookie(w)
-	http.Redirect(w, r, s.endSessionURL(ended), http.StatusFound)
+	redirect(w, s.endSessionURL(ended))
 	return nil
 }
 

@@ -1,0 +1,149 @@
+package bff_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/sqlite"
+)
+
+// TestNoTokenReachesTheBrowserOrTheStore walks the whole flow — login,
+// user, an API call, an event stream, a refresh, logout — recording every
+// response the browser receives, then looks for the session's tokens in all
+// of them, in the log, and in the raw bytes of the sqlite database.
+//
+// The one place a token legitimately passes through the browser is the
+// id_token_hint of the end-session redirect, sent after the session and its
+// tokens are destroyed (an ID token is not an API credential): that
+// parameter, and only it, is exempt.
+func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "sessions.db")
+	store, err := sqlite.Open(t.Context(), dbPath, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	st := mustStartStack(t, stackOptions{store: store, accessTokenLifetime: 2 * time.Second})
+	sealer, err := sessionstore.NewSealer(st.cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+	var tokens []string
+	collect := func() {
+		list, err := st.store.ListBySubject(t.Context(), "user-alice")
+		if err != nil || len(list) != 1 {
+			t.Fatalf("sessions of alice: %v %d", err, len(list))
+		}
+		sess := list[0]
+		at, err := sealer.Open(sess.Key, "access_token", sess.AccessToken)
+		if err != nil {
+			t.Fatalf("open access token: %v", err)
+		}
+		plain, err := sealer.Open(sess.Key, "secrets", sess.Secrets)
+		if err != nil {
+			t.Fatalf("open secrets: %v", err)
+		}
+		var sec sessionstore.Secrets
+		json.Unmarshal(plain, &sec)
+		if len(at) < 20 || len(sec.RefreshToken) < 10 || len(sec.IDToken) < 20 {
+			t.Fatalf("session holds no real tokens: %d %d %d", len(at), len(sec.RefreshToken), len(sec.IDToken))
+		}
+		tokens = append(tokens, string(at), sec.RefreshToken, sec.IDToken)
+	}
+	collect()
+
+	if resp := b.api(t, "/bff/user"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("user: %d", resp.StatusCode)
+	}
+	if resp := b.api(t, "/api/whoami"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("whoami: %d %s", resp.StatusCode, readBody(t, resp))
+	}
+	resp := b.api(t, "/api/events")
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line == "" {
+		t.Fatalf("events: %v", err)
+	}
+	resp.Body.Close()
+
+	time.Sleep(2 * time.Second) // the access token expires: the next call refreshes it
+	if resp := b.api(t, "/api/whoami"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("whoami after expiry: %d", resp.StatusCode)
+	}
+	collect()
+	if tokens[0] == tokens[3] || tokens[1] == tokens[4] {
+		t.Fatal("no refresh happened; the test would not cover rotated tokens")
+	}
+
+	// Raw store bytes, while the session is live.
+	raw := readFiles(t, dbPath, dbPath+"-wal")
+	for i, tok := range tokens {
+		if strings.Contains(raw, tok) {
+			t.Errorf("token %d is in the database in clear", i)
+		}
+	}
+
+	sid := userSID(t, b)
+	resp = b.get(t, "/bff/logout?sid="+url.QueryEscape(sid), nil)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.responses) < 8 {
+		t.Fatalf("only %d responses recorded", len(b.responses))
+	}
+	for _, r := range b.responses {
+		headers := r.headers.Clone()
+		if loc, err := url.Parse(headers.Get("Location")); err == nil && strings.HasSuffix(r.url, "sid="+url.QueryEscape(sid)) {
+			q := loc.Query()
+			q.Del("id_token_hint")
+			loc.RawQuery = q.Encode()
+			headers.Set("Location", loc.String())
+		}
+		var all strings.Builder
+		for k, vs := range headers {
+			all.WriteString(k + ": " + strings.Join(vs, ", ") + "\n")
+		}
+		all.Write(r.body)
+		for i, tok := range tokens {
+			if strings.Contains(all.String(), tok) {
+				t.Errorf("token %d reached the browser in the response to %s", i, r.url)
+			}
+		}
+	}
+	logs := st.logs.String()
+	for i, tok := range tokens {
+		if strings.Contains(logs, tok) {
+			t.Errorf("token %d is in the log", i)
+		}
+	}
+}
+
+func readFiles(t *testing.T, paths ...string) string {
+	t.Helper()
+	var sb strings.Builder
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		sb.Write(b)
+	}
+	if sb.Len() == 0 {
+		t.Fatal("no database bytes to inspect")
+	}
+	return sb.String()
+}
