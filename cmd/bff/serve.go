@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bffproxy/bff/bff"
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/memory"
+	"github.com/bffproxy/bff/sessionstore/redis"
+	"github.com/bffproxy/bff/sessionstore/sqlite"
+	"github.com/bffproxy/bff/static"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig("serve", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	store, where, err := openStore(ctx, cfg.Store, dataDir(getenv))
+	if err != nil {
+		return fmt.Errorf("BFF_STORE: %w", err)
+	}
+	defer store.Close()
+	logger.Info("session store opened", slog.String("store", where))
+	return serve(ctx, logger, cfg.Config, store, stdout)
+}
+
+// serve discovers the IdP, then runs the public and admin listeners until
+// ctx ends, and shuts them down gracefully.
+func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, stdout io.Writer) error {
+	publicLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("BFF_LISTEN: %w", err)
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "off" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			publicLn.Close()
+			return fmt.Errorf("BFF_ADMIN_LISTEN: %w", err)
+		}
+	}
+
+	provider, err := bff.Discover(ctx, logger, &cfg, nil)
+	if err != nil {
+		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
+	srvCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	server, err := bff.New(srvCtx, bff.Deps{Logger: logger, Config: cfg, Store: store, Provider: provider, Static: static.FS()})
+	if err != nil {
+		return err
+	}
+
+	servers := []*http.Server{newHTTPServer(server.Handler(), logger)}
+	listeners := []net.Listener{publicLn}
+	if adminLn != nil {
+		servers = append(servers, newHTTPServer(server.AdminHandler(), logger))
+		listeners = append(listeners, adminLn)
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	logger.Info("bff listening", slog.String("public", "http://"+publicLn.Addr().String()), slog.String("issuer", cfg.Issuer))
+	if adminLn != nil {
+		logger.Info("admin API listening", slog.String("admin", "http://"+adminLn.Addr().String()))
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	logger.Info("bff stopped")
+	return nil
+}
+
+// newHTTPServer bounds what a client can make the server hold: header size
+// and time, idle connections. No WriteTimeout: streams are long-lived.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// openStore opens the store named by spec:
+//
+//	""  or "sqlite:"    sqlite at DATADIR/sessions.db
+//	"sqlite:PATH"       sqlite at PATH (sqlite:///abs/path also works)
+//	"memory:"           in memory; sessions are lost on restart
+//	"redis://…" etc.    Redis (see sessionstore/redis for every form)
+func openStore(ctx context.Context, spec, dataDir string) (sessionstore.Store, string, error) {
+	switch {
+	case spec == "memory:" || spec == "memory":
+		return memory.New(memory.Options{}), "memory (sessions are lost on restart)", nil
+	case spec == "" || strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
+		if path == "" {
+			path = filepath.Join(dataDir, "sessions.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, "", fmt.Errorf("create data directory: %w", err)
+		}
+		st, err := sqlite.Open(ctx, path, sqlite.Options{})
+		if err != nil {
+			return nil, "", err
+		}
+		return st, "sqlite " + path, nil
+	case strings.HasPrefix(spec, "redis") || strings.HasPrefix(spec, "rediss"):
+		st, err := redis.Open(ctx, spec, redis.Options{})
+		if err != nil {
+			return nil, "", err
+		}
+		return st, "redis " + redactURL(spec), nil
+	}
+	return nil, "", fmt.Errorf("unknown store %q: want sqlite:PATH, memory: or redis://…", redactURL(spec))
+}
+
+// redactURL hides a password in a store URL before it is printed.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://***@" + rest[at+1:]
+	}
+	return s
+}
+
+// dataDir is BFF_DATA_DIR, or a bff folder in the user's data directory.
+func dataDir(getenv func(string) string) string {
+	if d := getenv("BFF_DATA_DIR"); d != "" {
+		return d
+	}
+	if home := getenv("HOME"); home != "" {
+		return filepath.Join(home, ".local", "share", "bff")
+	}
+	return filepath.Join(os.TempDir(), "bff")
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
