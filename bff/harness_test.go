@@ -165,7 +165,7 @@ func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if err != nil || !strings.HasPrefix(req.URL.String(), rt.b.st.bff.URL) {
 		return resp, err
 	}
-	if resp.Header.Get("Content-Type") == "text/event-stream" {
+	if resp.Header.Get("Content-Type") == "text/event-stream" || resp.StatusCode == http.StatusSwitchingProtocols {
 		rt.b.record(req, resp, nil)
 		return resp, nil
 	}

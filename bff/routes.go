@@ -1,6 +1,9 @@
 package bff
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // routes is the whole browser-facing surface and the guard on each route.
 //
@@ -22,11 +25,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST "+p+"/backchannel-logout", s.handle(s.handleBackchannel))        // logout token
 	mux.Handle("GET "+p+"/session/events", s.requireStream(s.handle(s.handleEvents))) // stream, session
 	mux.Handle(p+"/", s.handle(notFound))
+	mux.Handle(p, s.handle(notFound)) // not a redirect to p+"/"
 
 	for _, route := range s.cfg.Routes {
 		// Any method: the route's own method list is checked by the proxy,
 		// so a refused method is a JSON 405 rather than the SPA.
 		mux.Handle(route.Prefix, s.requireCSRF(s.proxy(route))) // csrf, session if token=user
+		// The prefix without its slash is outside the route: 404, where
+		// ServeMux would otherwise redirect it into the route.
+		mux.Handle(strings.TrimSuffix(route.Prefix, "/"), s.handle(notFound))
 	}
 
 	mux.Handle("/", s.handleSPA()) // public; GET page navigations only
