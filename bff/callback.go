@@ -2,7 +2,6 @@ package bff
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,7 +124,7 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 		// so the token is still refreshed in time.
 		expiry = now.Add(s.cfg.DefaultTokenLifetime)
 	}
-	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, []byte(tok.AccessToken))
+	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, sessionstore.PackToken(tok.AccessToken))
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
 	}
@@ -138,7 +137,7 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 			secrets.IDToken = old.IDToken
 		}
 	}
-	plain, err := json.Marshal(secrets)
+	plain, err := sessionstore.EncodeSecrets(secrets)
 	if err != nil {
 		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
 	}
@@ -161,15 +160,11 @@ const (
 )
 
 func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, error) {
-	var sec sessionstore.Secrets
 	plain, err := s.sealer.Open(sess.Key, fieldSecrets, sess.Secrets)
 	if err != nil {
-		return sec, fmt.Errorf("open session secrets: %w", err)
+		return sessionstore.Secrets{}, fmt.Errorf("open session secrets: %w", err)
 	}
-	if err := json.Unmarshal(plain, &sec); err != nil {
-		return sec, fmt.Errorf("decode session secrets: %w", err)
-	}
-	return sec, nil
+	return sessionstore.DecodeSecrets(plain)
 }
 
 func errLoginFailed(code, message string, err error) *Error {

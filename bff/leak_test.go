@@ -2,7 +2,6 @@ package bff_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -55,8 +54,15 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open secrets: %v", err)
 		}
-		var sec sessionstore.Secrets
-		json.Unmarshal(plain, &sec)
+		sec, err := sessionstore.DecodeSecrets(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		atPlain, err := sessionstore.UnpackToken(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = []byte(atPlain)
 		if len(at) < 20 || len(sec.RefreshToken) < 10 || len(sec.IDToken) < 20 {
 			t.Fatalf("session holds no real tokens: %d %d %d", len(at), len(sec.RefreshToken), len(sec.IDToken))
 		}

@@ -57,7 +57,11 @@ func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (s
 		// the session cannot be used, and the user must sign in again.
 		return "", &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
 	}
-	return string(plain), nil
+	token, err := sessionstore.UnpackToken(plain)
+	if err != nil {
+		return "", &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+	}
+	return token, nil
 }
 
 // refresh makes sure exactly one token-endpoint call happens per session at
