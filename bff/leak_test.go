@@ -32,42 +32,11 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	st := mustStartStack(t, stackOptions{store: store, accessTokenLifetime: 2 * time.Second})
-	sealer, err := sessionstore.NewSealer(st.cfg.Keys)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	b := st.newBrowser(t)
 	b.mustLogin(t, "alice")
 	var tokens []string
-	collect := func() {
-		list, err := st.store.ListBySubject(t.Context(), "user-alice")
-		if err != nil || len(list) != 1 {
-			t.Fatalf("sessions of alice: %v %d", err, len(list))
-		}
-		sess := list[0]
-		at, err := sealer.Open(sess.Key, "access_token", sess.AccessToken)
-		if err != nil {
-			t.Fatalf("open access token: %v", err)
-		}
-		plain, err := sealer.Open(sess.Key, "secrets", sess.Secrets)
-		if err != nil {
-			t.Fatalf("open secrets: %v", err)
-		}
-		sec, err := sessionstore.DecodeSecrets(plain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		atPlain, err := sessionstore.UnpackToken(at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at = []byte(atPlain)
-		if len(at) < 20 || len(sec.RefreshToken) < 10 || len(sec.IDToken) < 20 {
-			t.Fatalf("session holds no real tokens: %d %d %d", len(at), len(sec.RefreshToken), len(sec.IDToken))
-		}
-		tokens = append(tokens, string(at), sec.RefreshToken, sec.IDToken)
-	}
+	collect := func() { tokens = append(tokens, sessionTokens(t, st, "user-alice")...) }
 	collect()
 
 	if resp := b.api(t, "/bff/user"); resp.StatusCode != http.StatusOK {
@@ -152,4 +121,39 @@ func readFiles(t *testing.T, paths ...string) string {
 		t.Fatal("no database bytes to inspect")
 	}
 	return sb.String()
+}
+
+// sessionTokens unseals the tokens of the subject's only session: access,
+// refresh and ID token.
+func sessionTokens(t *testing.T, st *stack, subject string) []string {
+	t.Helper()
+	sealer, err := sessionstore.NewSealer(st.cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := st.store.ListBySubject(t.Context(), subject)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("sessions of %s: %v %d", subject, err, len(list))
+	}
+	sess := list[0]
+	at, err := sealer.Open(sess.Key, "access_token", sess.AccessToken)
+	if err != nil {
+		t.Fatalf("open access token: %v", err)
+	}
+	access, err := sessionstore.UnpackToken(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := sealer.Open(sess.Key, "secrets", sess.Secrets)
+	if err != nil {
+		t.Fatalf("open secrets: %v", err)
+	}
+	sec, err := sessionstore.DecodeSecrets(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(access) < 20 || len(sec.RefreshToken) < 10 || len(sec.IDToken) < 20 {
+		t.Fatalf("session holds no real tokens: %d %d %d", len(access), len(sec.RefreshToken), len(sec.IDToken))
+	}
+	return []string{access, sec.RefreshToken, sec.IDToken}
 }
