@@ -48,7 +48,7 @@ type stackOptions struct {
 	tamperProvider      func(*bff.Provider)
 }
 
-func mustStartStack(t *testing.T, opts stackOptions) *stack {
+func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -142,7 +142,7 @@ type recorded struct {
 	body    []byte
 }
 
-func (st *stack) newBrowser(t *testing.T) *browser {
+func (st *stack) newBrowser(t testing.TB) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &browser{st: st}
@@ -184,7 +184,7 @@ func (b *browser) record(req *http.Request, resp *http.Response, body []byte) {
 
 // login runs the whole browser flow: /bff/login → OP login form →
 // /bff/callback, and returns the callback's response.
-func (b *browser) login(t *testing.T, username, password, returnTo string) *http.Response {
+func (b *browser) login(t testing.TB, username, password, returnTo string) *http.Response {
 	t.Helper()
 	resp := b.get(t, "/bff/login?returnTo="+url.QueryEscape(returnTo), nil)
 	if resp.StatusCode != http.StatusFound {
@@ -205,7 +205,7 @@ func (b *browser) login(t *testing.T, username, password, returnTo string) *http
 	return b.getURL(t, callback, nil)
 }
 
-func (b *browser) mustLogin(t *testing.T, username string) {
+func (b *browser) mustLogin(t testing.TB, username string) {
 	t.Helper()
 	resp := b.login(t, username, username+"-pass", "/")
 	if resp.StatusCode != http.StatusFound {
@@ -213,17 +213,17 @@ func (b *browser) mustLogin(t *testing.T, username string) {
 	}
 }
 
-func (b *browser) get(t *testing.T, path string, header http.Header) *http.Response {
+func (b *browser) get(t testing.TB, path string, header http.Header) *http.Response {
 	t.Helper()
 	return b.getURL(t, b.st.bff.URL+path, header)
 }
 
-func (b *browser) getURL(t *testing.T, u string, header http.Header) *http.Response {
+func (b *browser) getURL(t testing.TB, u string, header http.Header) *http.Response {
 	t.Helper()
 	return b.do(t, http.MethodGet, u, header)
 }
 
-func (b *browser) do(t *testing.T, method, u string, header http.Header) *http.Response {
+func (b *browser) do(t testing.TB, method, u string, header http.Header) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
@@ -241,14 +241,14 @@ func (b *browser) do(t *testing.T, method, u string, header http.Header) *http.R
 }
 
 // api calls a BFF path the way the SPA does, with the CSRF header.
-func (b *browser) api(t *testing.T, path string) *http.Response {
+func (b *browser) api(t testing.TB, path string) *http.Response {
 	t.Helper()
 	return b.get(t, path, http.Header{"X-Csrf": {"1"}})
 }
 
 func csrf() http.Header { return http.Header{"X-Csrf": {"1"}} }
 
-func readBody(t *testing.T, resp *http.Response) string {
+func readBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {

@@ -26,6 +26,7 @@ type serveConfig struct {
 	Store          string // BFF_STORE
 	AdminTokenFile string // BFF_ADMIN_TOKEN_FILE
 	LogLevel       string // BFF_LOG_LEVEL
+	DataDir        string // BFF_DATA_DIR
 }
 
 func durationSetter(field func(c *serveConfig) *time.Duration) func(*serveConfig, string) error {
@@ -47,6 +48,7 @@ var settings = []setting{
 	{"listen", "BFF_LISTEN", "public listen address (default 127.0.0.1:8080)", func(c *serveConfig, v string) error { c.Listen = v; return nil }},
 	{"prefix", "BFF_PREFIX", "path prefix of the BFF endpoints (default /bff)", func(c *serveConfig, v string) error { c.Prefix = v; return nil }},
 	{"store", "BFF_STORE", "session store: sqlite:PATH (default sqlite under the data dir), memory:, redis://host:6379/0, rediss://…, redis+sentinel://h1,h2/master/0, redis+cluster://h1,h2", func(c *serveConfig, v string) error { c.Store = v; return nil }},
+	{"data-dir", "BFF_DATA_DIR", "directory of the default sqlite store (default ~/.local/share/bff)", func(c *serveConfig, v string) error { c.DataDir = v; return nil }},
 	{"scopes", "BFF_SCOPES", "space- or comma-separated scopes (default \"openid profile email offline_access\")", func(c *serveConfig, v string) error {
 		c.Scopes = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
 		return nil
@@ -89,7 +91,7 @@ var settings = []setting{
 // loadConfig applies defaults, then BFF_* variables, then flags; flags win.
 // Every bad value is reported, each naming its setting.
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
-	c := &serveConfig{Config: bff.DefaultConfig(), LogLevel: "info"}
+	c := &serveConfig{Config: bff.DefaultConfig(), LogLevel: "info", DataDir: dataDir(getenv)}
 	var errs []string
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {

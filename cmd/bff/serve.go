@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	store, where, err := openStore(ctx, cfg.Store, dataDir(getenv))
+	store, where, err := openStore(ctx, cfg.Store, cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("BFF_STORE: %w", err)
 	}
