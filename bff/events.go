@@ -1,14 +1,18 @@
 package bff
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
 // heartbeatInterval keeps proxies and load balancers from closing an idle
-// event stream.
+// event stream, and bounds how long a stream outlives a session whose end
+// it was not told about.
 const heartbeatInterval = 15 * time.Second
 
 // handleEvents streams the session's life to every open tab as Server-Sent
@@ -55,12 +59,36 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 			writeEvent(w, "session-expiring", map[string]int64{"expiresIn": int64(time.Until(sess.AbsoluteExpiresAt).Seconds())})
 			_ = rc.Flush()
 		case <-heartbeat.C:
+			// The store stays the truth: a session that expired, or whose
+			// end this instance missed (pub/sub is best effort), is noticed
+			// here at the latest.
+			if cause, ended := s.sessionGone(ctx, sess); ended {
+				writeEvent(w, "session-ended", map[string]string{"cause": string(cause)})
+				_ = rc.Flush()
+				return nil
+			}
 			fmt.Fprint(w, ": heartbeat\n\n")
 			if err := rc.Flush(); err != nil {
 				return nil
 			}
 		}
 	}
+}
+
+// sessionGone reports whether the session no longer exists, and why.
+// A store that cannot be reached is not a reason to end anything.
+func (s *Server) sessionGone(ctx context.Context, sess *sessionstore.Session) (sessionstore.Cause, bool) {
+	cur, err := s.store.Get(ctx, sess.Key)
+	if err == nil && cur.Live(s.now()) {
+		return "", false
+	}
+	if err != nil && !isNotFound(err) {
+		return "", false
+	}
+	if tomb, err := s.store.Tombstone(ctx, sess.Key); err == nil {
+		return tomb.Cause, true
+	}
+	return sessionstore.CauseExpired, true
 }
 
 func writeEvent(w http.ResponseWriter, name string, data any) {

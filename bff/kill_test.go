@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffproxy/bff/bff"
 )
 
 // stream is an open event stream whose lines are collected until it ends.
@@ -232,4 +234,25 @@ func TestAdminAuthAndListing(t *testing.T) {
 	if resp, _ := st.adminDo(t, http.MethodGet, "/readyz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("readyz: %d", resp.StatusCode)
 	}
+}
+
+func TestSessionEventsWarnBeforeTheAbsoluteTimeout(t *testing.T) {
+	st := mustStartStack(t, stackOptions{configure: func(c *bff.Config) {
+		c.AbsoluteTimeout = 4 * time.Second
+		c.IdleTimeout = 4 * time.Second
+		c.TouchInterval = time.Second
+		c.ExpiringNotice = 3500 * time.Millisecond
+	}})
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+	events := b.openStream(t, "/bff/session/events", nil)
+	events.waitLine(t, "event: session-expiring", 2*time.Second)
+	events.waitLine(t, `data: {"expiresIn":`, time.Second)
+
+	// Refused cross-site, and without a session it is the 401 contract.
+	resp := b.get(t, "/bff/session/events", http.Header{"Sec-Fetch-Site": {"cross-site"}})
+	assertJSONError(t, resp, http.StatusForbidden, "csrf_failed")
+	resp = b.get(t, "/bff/session/events", http.Header{"Origin": {"https://evil.example"}})
+	assertJSONError(t, resp, http.StatusForbidden, "csrf_failed")
+	assertUnauthenticated(t, st.newBrowser(t).get(t, "/bff/session/events", nil), "login_required")
 }

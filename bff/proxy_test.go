@@ -3,7 +3,6 @@ package bff_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -274,4 +273,23 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
-var _ = json.Marshal
+
+func TestProxyUpstreamFailures(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	st := mustStartStack(t, stackOptions{
+		upstream: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }),
+		configure: func(c *bff.Config) {
+			c.UpstreamTimeout = 300 * time.Millisecond
+			c.Routes = append(c.Routes, bff.Route{Prefix: "/down/", Upstream: mustURL(t, "http://127.0.0.1:1"), Token: bff.TokenUser})
+		},
+	})
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+	assertJSONError(t, b.api(t, "/api/slow"), http.StatusGatewayTimeout, "upstream_timeout")
+	resp := b.api(t, "/down/x")
+	body := assertJSONError(t, resp, http.StatusBadGateway, "upstream_unavailable")
+	if strings.Contains(body["message"], "127.0.0.1") {
+		t.Errorf("error leaks upstream detail: %q", body["message"])
+	}
+}
