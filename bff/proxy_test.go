@@ -273,7 +273,6 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
-
 func TestProxyUpstreamFailures(t *testing.T) {
 	hang := make(chan struct{})
 	defer close(hang)
