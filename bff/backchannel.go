@@ -17,6 +17,10 @@ const (
 	// jtiTTL is how long a logout token id is remembered. Tokens older than
 	// this are refused by their iat, so a replay cannot outlive the cache.
 	jtiTTL = 10 * time.Minute
+	// backchannelRate and backchannelBurst bound logout-token checks per
+	// instance: far above what an IdP sends, far below what hurts.
+	backchannelRate  = 50
+	backchannelBurst = 200
 )
 
 // handleBackchannel implements OIDC Back-Channel Logout 1.0. go-oidc checks
@@ -30,6 +34,9 @@ const (
 func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
+	if !s.backchannelLimit.Allow() {
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many logout requests", RetryAfter: time.Second}
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	raw := r.PostFormValue("logout_token")
 	if raw == "" {

@@ -164,3 +164,19 @@ func mustSign(t *testing.T, op *devstack.OP, claims map[string]any) string {
 	}
 	return tok
 }
+
+func TestBackchannelLogoutIsRateLimited(t *testing.T) {
+	st := mustStartStack(t, stackOptions{})
+	limited := 0
+	for range 400 {
+		resp, _ := st.postLogoutToken(t, "flood")
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		} else if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("flood: %d", resp.StatusCode)
+		}
+	}
+	if limited == 0 {
+		t.Error("400 logout requests in a burst were all processed")
+	}
+}

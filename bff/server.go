@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/bffproxy/bff/sessionstore"
 )
@@ -56,7 +57,11 @@ type Server struct {
 	metrics   *metrics
 	registry  *prometheus.Registry
 	adminAuth *adminAuth
-	now       func() time.Time
+	// backchannelLimit caps logout-token verifications: each costs a
+	// signature check and maybe a JWKS fetch, so a flood must not starve
+	// the instance. The IdP retries a refused delivery.
+	backchannelLimit *rate.Limiter
+	now              func() time.Time
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -98,6 +103,8 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		registry:    reg,
 		adminAuth:   newAdminAuth(cfg.AdminToken),
 		now:         time.Now,
+
+		backchannelLimit: rate.NewLimiter(rate.Limit(backchannelRate), backchannelBurst),
 	}
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
