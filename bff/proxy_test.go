@@ -292,3 +292,20 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		t.Errorf("error leaks upstream detail: %q", body["message"])
 	}
 }
+
+func TestTrustedProxyForwardedFor(t *testing.T) {
+	rec := &headerRecorder{}
+	st := mustStartStack(t, stackOptions{upstream: rec, configure: func(c *bff.Config) {
+		proxies, _ := bff.ParseTrustedProxies("127.0.0.0/8")
+		c.TrustedProxies = proxies
+	}})
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+	resp := b.get(t, "/api/x", http.Header{"X-Csrf": {"1"}, "X-Forwarded-For": {"203.0.113.7"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("proxied: %d", resp.StatusCode)
+	}
+	if xff := rec.request().Header.Get("X-Forwarded-For"); xff != "203.0.113.7, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For behind a trusted proxy = %q", xff)
+	}
+}
