@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -187,8 +188,12 @@ func (s *Server) handleKillSession(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return errStoreUnavailable(err)
 	}
+	ended, err := s.endSession(r.Context(), sess.Key, sessionstore.CauseAdmin, adminActor(r))
+	if err != nil {
+		return errStoreUnavailable(err)
+	}
 	n := 0
-	if s.endSession(r.Context(), sess.Key, sessionstore.CauseAdmin, adminActor(r)) != nil {
+	if ended != nil {
 		n = 1
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
@@ -204,7 +209,10 @@ func (s *Server) handleKillUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errStoreUnavailable(err)
 	}
-	n := s.endSessions(r.Context(), list, sessionstore.CauseAdmin, adminActor(r))
+	n, err := s.endSessions(r.Context(), list, sessionstore.CauseAdmin, adminActor(r))
+	if err != nil {
+		return errStoreUnavailable(fmt.Errorf("ended %d sessions of %d: %w", n, len(list), err))
+	}
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 	return nil
 }

@@ -80,16 +80,19 @@ func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return errStoreUnavailable(err)
 	}
-	n := 0
+	// With both claims, both must match: a sid is only unique per issuer
+	// and user at some IdPs.
+	matching := sessions[:0]
 	for _, sess := range sessions {
-		// With both claims, both must match: a sid is only unique per issuer
-		// and user at some IdPs.
-		if sess.Issuer != lt.Issuer || (lt.Subject != "" && sess.Subject != lt.Subject) {
-			continue
+		if sess.Issuer == lt.Issuer && (lt.Subject == "" || sess.Subject == lt.Subject) {
+			matching = append(matching, sess)
 		}
-		if s.endSession(ctx, sess.Key, sessionstore.CauseBackchannel, "idp") != nil {
-			n++
-		}
+	}
+	n, err := s.endSessions(ctx, matching, sessionstore.CauseBackchannel, "idp")
+	if err != nil {
+		// Not 200: the IdP must learn that the logout did not complete
+		// (its jti is spent, so a retry needs a new token).
+		return errStoreUnavailable(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 	return nil

@@ -81,7 +81,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 
 	// One browser, one session: end the one this browser had, if any.
 	if old := s.sessionCookieValue(r); old != "" {
-		s.endSession(ctx, sessionstore.KeyFromCookie(old), sessionstore.CauseReplaced, "login")
+		if _, err := s.endSession(ctx, sessionstore.KeyFromCookie(old), sessionstore.CauseReplaced, "login"); err != nil {
+			return errStoreUnavailable(err)
+		}
 	}
 
 	now := s.now()

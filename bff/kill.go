@@ -29,19 +29,19 @@ import (
 //
 // It returns the deleted session (its sealed ID token is needed for the
 // end-session redirect), or nil if there was none: of concurrent kills of one
-// session exactly one does the work.
-func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.Cause, actor string) *sessionstore.Session {
+// session exactly one does the work. An error means the store could not be
+// reached and nothing was ended.
+func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.Cause, actor string) (*sessionstore.Session, error) {
 	// The kill must complete even if the request that asked for it goes away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 
 	sess, err := s.store.Delete(ctx, key, sessionstore.Tombstone{Cause: cause, At: s.now(), TTL: s.cfg.TombstoneTTL})
+	if errors.Is(err, sessionstore.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
-		if !errors.Is(err, sessionstore.ErrNotFound) {
-			s.logger.LogAttrs(ctx, slog.LevelError, "end session: delete failed",
-				slog.String("cause", string(cause)), slog.String("error", err.Error()))
-		}
-		return nil
+		return nil, fmt.Errorf("end session: %w", err)
 	}
 	ev := sessionstore.Event{Key: key, Handle: sess.Handle, Cause: cause}
 	s.hub.end(ev) // this instance at once, even if publishing fails
@@ -69,18 +69,25 @@ func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.
 		slog.String("handle", sess.Handle),
 		slog.String("actor", actor),
 		slog.String("revocation", revoked))
-	return sess
+	return sess, nil
 }
 
 // endSessions ends every session in list and returns how many it ended.
-func (s *Server) endSessions(ctx context.Context, list []*sessionstore.Session, cause sessionstore.Cause, actor string) int {
+// It goes on past a failure, so one unreachable moment ends as much as it
+// can, and reports the first error.
+func (s *Server) endSessions(ctx context.Context, list []*sessionstore.Session, cause sessionstore.Cause, actor string) (int, error) {
 	n := 0
+	var first error
 	for _, sess := range list {
-		if s.endSession(ctx, sess.Key, cause, actor) != nil {
+		ended, err := s.endSession(ctx, sess.Key, cause, actor)
+		if err != nil && first == nil {
+			first = err
+		}
+		if ended != nil {
 			n++
 		}
 	}
-	return n
+	return n, first
 }
 
 // revoke asks the IdP to revoke a refresh token (RFC 7009), which with most

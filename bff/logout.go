@@ -40,7 +40,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
 	}
 
-	ended := s.endSession(ctx, key, sessionstore.CauseUserLogout, "user")
+	ended, err := s.endSession(ctx, key, sessionstore.CauseUserLogout, "user")
+	if err != nil {
+		return errStoreUnavailable(err) // nothing ended: the cookie stays
+	}
 	s.expireSessionCookie(w)
 	redirect(w, s.endSessionURL(ended))
 	return nil

@@ -102,7 +102,11 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 	}
 	if lock == nil {
 		// Someone else refreshed while we waited.
-		return s.store.Get(ctx, stale.Key)
+		sess, err := s.store.Get(ctx, stale.Key)
+		if isNotFound(err) {
+			return nil, errSessionGone
+		}
+		return sess, err
 	}
 	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
 
@@ -203,7 +207,9 @@ func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessions
 	ctx := context.Background()
 	switch {
 	case errors.Is(err, errRefreshDenied):
-		s.endSession(ctx, sess.Key, sessionstore.CauseRefreshDenied, "idp")
+		if _, kerr := s.endSession(ctx, sess.Key, sessionstore.CauseRefreshDenied, "idp"); kerr != nil {
+			return nil, errStoreUnavailable(kerr)
+		}
 		return nil, &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
 	case errors.Is(err, errSessionGone):
 		return nil, s.endedError(ctx, sess.Key)
