@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -78,8 +77,8 @@ func TestMemoryPerSession(t *testing.T) {
 	}
 	size, _ := st.client.StrLen(ctx, st.recordKey(sample.Key)).Result()
 	meta := size - headerSize - int64(len(sample.AccessToken)+len(sample.Secrets))
-	t.Logf("one session: record %d bytes (value %d: JSON part %d, access token %d, secrets %d), handle pointer %d, subject index %d (shared by 2 sessions), IdP sid index %d",
-		usage(st.recordKey(sample.Key)), size, meta, len(sample.AccessToken), len(sample.Secrets),
+	t.Logf("one session: record %d bytes (value %d: header %d, sealed tokens %d + %d, the rest %d), handle pointer %d, subject index %d (shared by 2 sessions), IdP sid index %d",
+		usage(st.recordKey(sample.Key)), size, headerSize, len(sample.AccessToken), len(sample.Secrets), meta,
 		usage(st.handleKey(sample.Handle)), usage(st.subjectKey(sample.Subject)), usage(st.sidKey(sample.IdPSID)))
 	if per > 2048 {
 		t.Logf("over the 2 KB budget by %.0f bytes", per-2048)
@@ -119,28 +118,37 @@ func fakeJWT(size int) string {
 }
 
 // realisticSession builds session i as the BFF would: a ~900-byte ID token,
-// a ~800-byte JWT access token and a 40-byte refresh token, sealed; two
-// sessions per subject.
+// a ~800-byte JWT access token and a 40-byte refresh token, packed and
+// sealed; the claims /bff/user shows; two sessions per subject.
 func realisticSession(t *testing.T, sealer *sessionstore.Sealer, i int) *sessionstore.Session {
-	cookie := rand.Text() + rand.Text()
-	key := sessionstore.KeyFromCookie(cookie)
-	at, err := sealer.Seal(key, "access", []byte(fakeJWT(800)))
+	// Cookie value and handle as the BFF makes them: base64url of 32 and 16
+	// random bytes.
+	key := sessionstore.KeyFromCookie(randomB64(32))
+	// Packed and sealed as the BFF does it (bff/callback.go, setTokens).
+	at, err := sealer.Seal(key, "access_token", sessionstore.PackToken(fakeJWT(800)))
 	if err != nil {
 		t.Error(err)
 	}
-	secrets, _ := json.Marshal(sessionstore.Secrets{RefreshToken: rand.Text() + rand.Text()[:14], IDToken: fakeJWT(900)})
+	secrets, err := sessionstore.EncodeSecrets(sessionstore.Secrets{RefreshToken: rand.Text() + rand.Text()[:14], IDToken: fakeJWT(900)})
+	if err != nil {
+		t.Error(err)
+	}
 	sealed, err := sealer.Seal(key, "secrets", secrets)
 	if err != nil {
 		t.Error(err)
 	}
 	now := time.Now()
 	return &sessionstore.Session{
-		Key:               key,
-		Handle:            rand.Text(),
-		Subject:           fmt.Sprintf("5f0c3a4e-8d2b-4c1e-9a7f-%012d", i/2),
-		Issuer:            "https://login.example.com/realms/main",
-		IdPSID:            fmt.Sprintf("b1e2d3c4-a5b6-4789-8abc-%012d", i),
-		Claims:            map[string]string{"name": "Ada Lovelace", "email": fmt.Sprintf("user%d@example.org", i/2)},
+		Key:     key,
+		Handle:  randomB64(16),
+		Subject: fmt.Sprintf("5f0c3a4e-8d2b-4c1e-9a7f-%012d", i/2),
+		Issuer:  "https://login.example.com/realms/main",
+		IdPSID:  fmt.Sprintf("b1e2d3c4-a5b6-4789-8abc-%012d", i),
+		Claims: map[string]string{
+			"name":               "Ada Lovelace",
+			"email":              fmt.Sprintf("user%d@example.org", i/2),
+			"preferred_username": fmt.Sprintf("user%d", i/2),
+		},
 		AccessToken:       at,
 		AccessExpiresAt:   now.Add(5 * time.Minute),
 		AccessIssuedAt:    now,
@@ -153,4 +161,10 @@ func realisticSession(t *testing.T, sealer *sessionstore.Sealer, i int) *session
 		UserAgent:         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 		ClientIP:          "203.0.113.47",
 	}
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -10,33 +10,36 @@ import (
 
 // A record is stored as one string:
 //
-//	[0]        format, 1
+//	[0]        format, 2
 //	[1,9)      version
 //	[9,17)     LastSeen, Unix ns (0 for the zero time)
 //	[17,25)    ExpiresAt, Unix ns
 //	[25,33)    index horizon, Unix ms (see the package comment)
-//	[33,37)    length of the encoded session
-//	[37,41)    length of the sealed access token
-//	[41,…)     the encoded session (sessionstore.Encode, without tokens),
-//	           the sealed access token, the sealed secrets
+//	[33,…)     the session, tokens included, as sessionstore.Encode writes
+//	           it, but without LastSeen (the header has it)
 //
 // with every number big-endian. One string rather than a hash because a
 // hash with large values is a Redis hashtable whose per-field allocations
 // cost hundreds of bytes a session more; a binary header because every byte
-// can push the string into the allocator's next size class (2560 to 3072
+// can push the string into the allocator's next size class (1792 to 2048
 // bytes for a typical session). The fields the scripts change (version,
 // LastSeen+ExpiresAt, horizon) sit at fixed offsets, so Touch is a SETRANGE
 // and a PEXPIREAT; the scripts read the horizon with struct.unpack, exact
-// for milliseconds in Lua's doubles. The tokens stay out of the JSON so they
-// are stored as raw bytes rather than base64, a third smaller.
+// for milliseconds in Lua's doubles. ExpiresAt stays in the encoded session
+// too (Encode requires it); the header's copy wins on read.
+//
+// Format 1, written before, had the lengths of the encoded session and of
+// the sealed access token at [33,41) and the tokens after the session; it
+// is still read.
 const (
-	recordFormat = 1
+	recordFormat = 2
 	offVersion   = 1
 	offTimes     = 9 // LastSeen then ExpiresAt
 	offHorizon   = 25
-	offLenMeta   = 33
-	offLenAccess = 37
-	headerSize   = 41
+	headerSize   = 33
+
+	recordFormatV1 = 1
+	headerSizeV1   = 41
 )
 
 // record is a session about to be stored.
@@ -52,28 +55,20 @@ func encodeRecord(s *sessionstore.Session, version int64) (*record, error) {
 		return nil, fmt.Errorf("%w: nil session", sessionstore.ErrInvalid)
 	}
 	meta := *s
-	meta.AccessToken, meta.Secrets = nil, nil
+	meta.LastSeen = time.Time{}
 	m, err := sessionstore.Encode(&meta)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(m) + len(s.AccessToken) + len(s.Secrets); n > sessionstore.MaxRecordSize {
-		return nil, fmt.Errorf("%w: record of %d bytes exceeds %d", sessionstore.ErrInvalid, n, sessionstore.MaxRecordSize)
-	}
 	exp := ceilMs(s.ExpiresAt)
 	r := &record{expMs: exp, horizon: max(exp, ceilMs(s.AbsoluteExpiresAt))}
-	b := make([]byte, 0, headerSize+len(m)+len(s.AccessToken)+len(s.Secrets))
+	b := make([]byte, 0, headerSize+len(m))
 	b = append(b, recordFormat)
 	b = binary.BigEndian.AppendUint64(b, uint64(version))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.LastSeen)))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.ExpiresAt)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.horizon))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s.AccessToken)))
-	b = append(b, m...)
-	b = append(b, s.AccessToken...)
-	b = append(b, s.Secrets...)
-	r.b = b
+	r.b = append(b, m...)
 	return r, nil
 }
 
@@ -82,23 +77,43 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: stored record: %s", sessionstore.ErrInvalid, what)
 	}
-	if len(b) < headerSize || b[0] != recordFormat {
+	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV1) {
 		return nil, bad("unknown format")
 	}
 	be := binary.BigEndian
 	version := int64(be.Uint64(b[offVersion:]))
 	lastSeen := int64(be.Uint64(b[offTimes:]))
 	expires := int64(be.Uint64(b[offTimes+8:]))
-	lm, la := int(be.Uint32(b[offLenMeta:])), int(be.Uint32(b[offLenAccess:]))
-	if lm > len(b)-headerSize || la > len(b)-headerSize-lm {
-		return nil, bad("bad header")
+	var s *sessionstore.Session
+	var err error
+	if b[0] == recordFormat {
+		s, err = sessionstore.Decode(key, version, b[headerSize:])
+	} else {
+		s, err = decodeV1(key, version, b)
 	}
-	rest := b[headerSize:]
-	s, err := sessionstore.Decode(key, version, rest[:lm])
 	if err != nil {
 		return nil, err
 	}
 	s.LastSeen, s.ExpiresAt = fromNanos(lastSeen), fromNanos(expires)
+	return s, nil
+}
+
+// decodeV1 reads the rest of a format 1 record: the session without its
+// tokens, then the tokens.
+func decodeV1(key string, version int64, b []byte) (*sessionstore.Session, error) {
+	if len(b) < headerSizeV1 {
+		return nil, fmt.Errorf("%w: stored record: bad header", sessionstore.ErrInvalid)
+	}
+	be := binary.BigEndian
+	lm, la := int(be.Uint32(b[33:])), int(be.Uint32(b[37:]))
+	if lm < 0 || la < 0 || lm > len(b)-headerSizeV1 || la > len(b)-headerSizeV1-lm {
+		return nil, fmt.Errorf("%w: stored record: bad header", sessionstore.ErrInvalid)
+	}
+	rest := b[headerSizeV1:]
+	s, err := sessionstore.Decode(key, version, rest[:lm])
+	if err != nil {
+		return nil, err
+	}
 	// Copies, so the caller may change them without touching b.
 	s.AccessToken = bytesOrNil(rest[lm : lm+la])
 	s.Secrets = bytesOrNil(rest[lm+la:])

@@ -26,8 +26,8 @@
 // With prefix P (Options.Prefix, default "bff:"), a session is stored as
 //
 //	P{k:<key>}       the record: one string, a fixed header (version, LastSeen,
-//	                 ExpiresAt, index horizon) then the session without its tokens
-//	                 (sessionstore.Encode) and the sealed tokens (see record.go)
+//	                 ExpiresAt, index horizon) then the session with its sealed
+//	                 tokens (sessionstore.Encode; see record.go)
 //	P{k:<key>}:t     the tombstone (JSON), in the record's hash slot
 //	P{h:<handle>}    string: the key of the session with that handle
 //	P{u:<subject>}   sorted set of keys, score = index horizon (Unix ms)
@@ -42,11 +42,9 @@
 // record. Handle pointer and index sets live in other slots and are changed
 // by separate commands; see "Indexes" for why that is still correct.
 //
-// The tokens are stored as raw bytes beside the JSON, not inside it, because
-// JSON would base64 them and make every session a third larger. LastSeen and
-// ExpiresAt sit at fixed offsets in the header (they override the JSON's
-// copies on read), so Touch is a SETRANGE and a PEXPIREAT without decoding
-// anything.
+// LastSeen and ExpiresAt sit at fixed offsets in the header (they override
+// the encoded session's copies on read), so Touch is a SETRANGE and a
+// PEXPIREAT without decoding anything.
 //
 // # Expiry
 //

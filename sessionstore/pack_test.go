@@ -1,0 +1,199 @@
+package sessionstore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// jwt builds a JWS-shaped token from a JSON header and payload and a random
+// signature of sigLen bytes.
+func jwt(header, payload string, sigLen int) string {
+	sig := make([]byte, sigLen)
+	rand.Read(sig)
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(header)) + "." + enc([]byte(payload)) + "." + enc(sig)
+}
+
+const (
+	jwtHeader = `{"alg":"RS256","kid":"Hk3ZqP9xW2vN7mYc1rBgT5eLd8","typ":"JWT"}`
+	idClaims  = `{"exp":1735689600,"iat":1735687800,"auth_time":1735687790,"jti":"5c1e9a7f-2b4c-4e1d-8a3f-0c9b8d7e6f5a","iss":"https://login.example.com/realms/main","aud":"bff-client","sub":"5f0c3a4e-8d2b-4c1e-9a7f-000000000123","typ":"ID","azp":"bff-client","nonce":"Zk3mQ9pL2xR7vT1wYb4nC8","sid":"b1e2d3c4-a5b6-4789-8abc-000000000247","email_verified":true,"name":"Ada Lovelace","preferred_username":"ada","given_name":"Ada","family_name":"Lovelace","email":"ada@example.org"}`
+)
+
+// packCases are tokens that must survive packing byte for byte, JWTs and
+// everything that merely looks like one.
+func packCases() map[string]string {
+	idToken := jwt(jwtHeader, idClaims, 256)
+	return map[string]string{
+		"empty":                 "",
+		"JWT":                   idToken,
+		"JWT without signature": jwt(`{"alg":"none"}`, idClaims, 0),
+		"JWE":                   "eyJhbGciOiJSU0EtT0FFUCJ9.OKOawDo13gRp2ojaHV7LFpZcgV7T6DVZKTyKOMTYUmKoTCVJRgckCL9kiMT03JGeipsEdY3mx_etLbbWSrFr05kLzcSr4qKAq7YN7e9jvQRb.48V1_ALb6US04U3b.5eym8TW_c8SuK0ltJ3rpYIzOeDQz7TALvtu6UG9oMo4vpzs9tX_EFShS8iB7j6jiSdiwkIr3ajwQzaBtQD_A.XFBoMYUZodetZdvTiFvSkQ",
+		"opaque base64url":      "Zk3mQ9pL2xR7vT1wYb4nC8Hk3ZqP9xW2vN7mYc1rBgT5",
+		"base32 refresh token":  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGH",
+		"non-canonical bits":    idToken[:strings.LastIndexByte(idToken, '.')] + ".AB",
+		"bad segment length":    idToken[:strings.LastIndexByte(idToken, '.')] + ".ABCDE",
+		"padding":               idToken + "==",
+		"padded segment":        "eyJhbGciOiJub25lIn0=.e30.",
+		"standard base64":       "ab+/cd.ef/+gh.ij",
+		"newline inside":        "eyJh\nbGciOiJub25lIn0.e30.",
+		"carriage return":       "eyJhbGciOiJub25lIn0.e30\r.",
+		"space":                 "eyJhbGciOiJub25lIn0 .e30.",
+		"non-ASCII":             "eyJhbGciOiJub25lIn0.Grüße✓.e30",
+		"invalid UTF-8":         "eyJhbGciOiJub25lIn0.\xff\xfe.e30",
+		"leading control byte":  "\x01eyJhbGciOiJub25lIn0.e30.",
+		"leading NUL":           "\x00abc",
+		"only dots":             "..",
+		"one dot":               ".",
+		"empty segments":        "abcd..efgh",
+		"too many segments":     "a.b.c.d.e.f.g.h.i.j",
+		"eight segments":        "abcd.abcd.abcd.abcd.abcd.abcd.abcd.abcd",
+		"nine segments":         "abcd.abcd.abcd.abcd.abcd.abcd.abcd.abcd.abcd",
+		"short":                 "x",
+		"JSON claims in clear":  jwt(jwtHeader, strings.Repeat(`{"a":"b"}`, 40), 32),
+	}
+}
+
+func TestPackTokenRoundTrip(t *testing.T) {
+	for name, tok := range packCases() {
+		t.Run(name, func(t *testing.T) {
+			for _, squeeze := range []bool{false, true} {
+				b := packToken(tok, squeeze)
+				got, err := UnpackToken(b)
+				if err != nil {
+					t.Fatalf("UnpackToken(packToken(%q, %v)): %v", tok, squeeze, err)
+				}
+				if got != tok {
+					t.Fatalf("round trip (squeeze %v) = %q, want %q", squeeze, got, tok)
+				}
+				if len(b) > len(tok)+1 {
+					t.Errorf("packed to %d bytes, token is %d", len(b), len(tok))
+				}
+			}
+		})
+	}
+}
+
+// TestPackTokenSmaller checks that packing pays: a JWT is stored decoded,
+// and its claims are deflated in the secrets.
+func TestPackTokenSmaller(t *testing.T) {
+	tok := jwt(jwtHeader, idClaims, 256)
+	if b := PackToken(tok); b[0] != tokenSegments || len(b) > len(tok)*3/4+8 {
+		t.Errorf("PackToken(JWT of %d bytes) = %d bytes (format %#x), want about three quarters", len(tok), len(b), b[0])
+	}
+	if b := packToken(tok, true); len(b) > len(tok)*2/3 {
+		t.Errorf("packToken(JWT of %d bytes, squeeze) = %d bytes, want under two thirds", len(tok), len(b))
+	}
+	if b := PackToken("not a jwt!"); b[0] != tokenRaw {
+		t.Errorf("PackToken(not base64url) has format %#x, want raw", b[0])
+	}
+}
+
+// TestUnpackLegacy: values sealed before tokens were packed are the token
+// itself (and JSON for the secrets) and must still open.
+func TestUnpackLegacy(t *testing.T) {
+	tok := jwt(jwtHeader, idClaims, 256)
+	if got, err := UnpackToken([]byte(tok)); err != nil || got != tok {
+		t.Errorf("UnpackToken(unpacked JWT) = %q, %v", got, err)
+	}
+	legacy, _ := json.Marshal(Secrets{RefreshToken: "rt-123", IDToken: tok})
+	s, err := DecodeSecrets(legacy)
+	if err != nil || s.RefreshToken != "rt-123" || s.IDToken != tok {
+		t.Errorf("DecodeSecrets(JSON) = %+v, %v", s, err)
+	}
+}
+
+func TestUnpackGarbage(t *testing.T) {
+	tok := PackToken(jwt(jwtHeader, idClaims, 256))
+	cases := map[string][]byte{
+		"unknown format":        {0x07, 'a'},
+		"high byte":             {0xff},
+		"space first":           []byte(" token"),
+		"segments truncated":    {tokenSegments},
+		"zero segments":         {tokenSegments, 0, 0},
+		"too many segments":     {tokenSegments, maxSegments + 1, 0},
+		"mask beyond segments":  {tokenSegments, 2, 0x04, 0},
+		"length beyond the end": {tokenSegments, 2, 0, 50, 'a'},
+		"bad uvarint":           {tokenSegments, 2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"bad deflate":           {tokenSegments, 1, 1, 0xff, 0xff, 0xff},
+		"truncated JWT":         tok[: len(tok)/2 : len(tok)/2],
+	}
+	for name, b := range cases {
+		if name == "truncated JWT" {
+			// Cutting a packed JWT short leaves a shorter signature, not an
+			// error: only the seal protects integrity. Just no panic.
+			UnpackToken(b)
+			continue
+		}
+		if _, err := UnpackToken(b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("UnpackToken(%s) error = %v, want ErrInvalid", name, err)
+		}
+	}
+	for name, b := range map[string][]byte{
+		"empty":            nil,
+		"unknown format":   {0x05},
+		"length too large": {secretsFormat, 10, 'a'},
+		"bad JSON":         []byte(`{"rt":`),
+		"bad refresh":      {secretsFormat, 1, 0x07},
+		"bad ID token":     {secretsFormat, 0, 0x07},
+	} {
+		if _, err := DecodeSecrets(b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("DecodeSecrets(%s) error = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestSecretsRoundTrip(t *testing.T) {
+	cases := packCases()
+	for _, rt := range []string{"", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGH", cases["JWT"], "\x00"} {
+		for name, it := range cases {
+			want := Secrets{RefreshToken: rt, IDToken: it}
+			b, err := EncodeSecrets(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeSecrets(b)
+			if err != nil || got != want {
+				t.Fatalf("DecodeSecrets(EncodeSecrets(rt %q, %s)) = %+v, %v", rt, name, got, err)
+			}
+		}
+	}
+}
+
+func FuzzPackToken(f *testing.F) {
+	for _, tok := range packCases() {
+		f.Add(tok)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		for _, squeeze := range []bool{false, true} {
+			b := packToken(tok, squeeze)
+			got, err := UnpackToken(b)
+			if err != nil || got != tok {
+				t.Fatalf("packToken(%q, %v) round trip = %q, %v", tok, squeeze, got, err)
+			}
+		}
+		sb, _ := EncodeSecrets(Secrets{RefreshToken: tok, IDToken: tok + "." + tok})
+		s, err := DecodeSecrets(sb)
+		if err != nil || s.RefreshToken != tok || s.IDToken != tok+"."+tok {
+			t.Fatalf("secrets round trip of %q = %+v, %v", tok, s, err)
+		}
+		// The same bytes as a packed value: garbage must fail cleanly.
+		if _, err := UnpackToken([]byte(tok)); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("UnpackToken(%q) error %v does not wrap ErrInvalid", tok, err)
+		}
+		if _, err := DecodeSecrets([]byte(tok)); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("DecodeSecrets(%q) error %v does not wrap ErrInvalid", tok, err)
+		}
+		// And a valid packed token with its tail cut must not panic.
+		for _, b := range [][]byte{packToken(tok, true), sb} {
+			for i := range min(len(b), 8) {
+				UnpackToken(b[:len(b)-i])
+				DecodeSecrets(bytes.Clone(b[:len(b)-i]))
+			}
+		}
+	})
+}
