@@ -104,6 +104,12 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	if err := s.setTokens(sess, tok, rawID, "", now); err != nil {
 		return err
 	}
+	if tok.RefreshToken == "" {
+		// Without one the session ends when the access token expires. Most
+		// IdPs issue it for the offline_access scope; some only with consent.
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "the IdP issued no refresh token; the session will end with the access token",
+			slog.String("sub", sess.Subject), slog.Time("access_token_expires", sess.AccessExpiresAt))
+	}
 	sess.ExpiresAt = s.sessionExpiry(sess, now)
 	if err := s.store.Create(ctx, sess); err != nil {
 		return errStoreUnavailable(fmt.Errorf("create session: %w", err))

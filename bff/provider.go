@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -45,7 +47,7 @@ type providerMetadata struct {
 // BFF that starts before its IdP waits rather than crash-looping.
 func Discover(ctx context.Context, logger *slog.Logger, cfg *Config, client *http.Client) (*Provider, error) {
 	if client == nil {
-		client = &http.Client{Timeout: 15 * time.Second}
+		client = newIdPClient()
 	}
 	ctx = oidc.ClientContext(ctx, client)
 	backoff := 250 * time.Millisecond
@@ -100,4 +102,46 @@ func newProvider(cfg *Config, p *oidc.Provider, client *http.Client) (*Provider,
 // clientContext makes x/oauth2 and go-oidc use the provider's HTTP client.
 func (p *Provider) clientContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, p.HTTPClient)
+}
+
+// newIdPClient is the client for every call to the IdP. Idle connections
+// are dropped after a few seconds: many IdPs (Node's default among them)
+// close idle connections after five, and a token request sent on a
+// connection the server is closing fails with EOF — Go does not retry a
+// POST, and the user would see a 503 for nothing. retryStaleConn covers
+// the servers that close even sooner.
+func newIdPClient() *http.Client {
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     4 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &http.Client{Timeout: 15 * time.Second, Transport: &retryStaleConn{next: transport}}
+}
+
+// retryStaleConn sends a request once more when it failed on a reused
+// connection before any response arrived: the server closed that idle
+// connection as the request went out. Resending is no riskier than the
+// user's next request, which would send the same refresh token again.
+type retryStaleConn struct{ next http.RoundTripper }
+
+func (t *retryStaleConn) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }}
+	resp, err := t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err == nil || !reused || req.Context().Err() != nil || (req.Body != nil && req.GetBody == nil) {
+		return resp, err
+	}
+	retry := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, berr := req.GetBody()
+		if berr != nil {
+			return nil, err
+		}
+		retry.Body = body
+	}
+	return t.next.RoundTrip(retry)
 }

@@ -1,0 +1,369 @@
+// Shared fixture of the end-to-end tests: an oidc-provider OP (op.mjs, its
+// own process), the BFF binary (its own process, memory store), a small
+// upstream API in this process, and Debian's chromium through playwright-core.
+// Everything listens on 127.0.0.1 only; every process is killed at the end.
+import { spawn, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+
+export const CLIENT_ID = 'bff';
+export const CLIENT_SECRET = 'bff-e2e-secret-0123456789abcdef';
+const API_SECRET = 'api-e2e-secret-0123456789abcdef';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+  // nothing but 127.0.0.1 (oidc-provider's pages @import a web font)
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+];
+
+/** n distinct free ports (held open together, so they differ). */
+export async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    servers.push(srv);
+  }
+  const ports = servers.map((srv) => srv.address().port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
+
+let builtBinary;
+/** The BFF binary: $BFF_BIN (run.sh builds it once), else built here. */
+export function bffBinary() {
+  if (process.env.BFF_BIN) return process.env.BFF_BIN;
+  if (!builtBinary) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-e2e-bin-'));
+    builtBinary = path.join(dir, 'bff');
+    execFileSync('go', ['build', '-o', builtBinary, './cmd/bff'], { cwd: repo, stdio: 'inherit' });
+  }
+  return builtBinary;
+}
+
+// Children die with this process, whatever way it ends.
+const live = new Set();
+process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => { for (const c of live) c.kill('SIGKILL'); process.exit(130); });
+}
+
+/** A child process whose output is kept for diagnostics. */
+class Proc {
+  constructor(name, cmd, args, env) {
+    this.name = name;
+    this.out = [];
+    this.child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(this.child);
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, sig) => {
+      live.delete(this.child);
+      this.out.push(`[${name} exited code=${code} signal=${sig}]\n`);
+      resolve();
+    }));
+    const keep = (d) => this.out.push(d.toString());
+    this.child.stdout.on('data', keep);
+    this.child.stderr.on('data', keep);
+  }
+
+  log() { return this.out.join(''); }
+
+  async waitFor(re, ms = 15000) {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (re.test(this.log())) return;
+      if (this.child.exitCode !== null) break;
+      await sleep(50);
+    }
+    throw new Error(`${this.name}: did not print ${re} within ${ms}ms\n${this.log()}`);
+  }
+
+  async stop() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+  }
+}
+
+/**
+ * The upstream API behind /api/: verifies the bearer token it gets by
+ * introspection at the OP and echoes what it received (header names, and
+ * whether a bearer token came, never the token itself).
+ */
+/** Token introspection at the OP as the `api` resource server. */
+export async function introspect(opURL, token) {
+  const r = await fetch(`${opURL}/token/introspection`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`api:${API_SECRET}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ token }),
+  });
+  if (!r.ok) throw new Error(`introspection: ${r.status}`);
+  return r.json();
+}
+
+async function startUpstream(opURL) {
+  const active = new Map(); // token -> introspection promise
+  const seen = { tokens: new Set(), requests: 0, unauthenticated: 0, inactive: 0, slow: [] };
+  const server = http.createServer(async (req, res) => {
+    seen.requests += 1;
+    const t0 = performance.now();
+    let introspectMs = 0;
+    const auth = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(auth);
+    const headers = Object.fromEntries(Object.entries(req.headers)
+      .map(([k, v]) => [k, ['authorization', 'cookie'].includes(k) ? '(redacted)' : v]));
+    let introspection = null;
+    if (m) {
+      seen.tokens.add(m[1]);
+      // one introspection per distinct token (a storm carries one token 30
+      // times); only active answers are kept
+      let p = active.get(m[1]);
+      if (!p) {
+        p = introspect(opURL, m[1]).catch((e) => ({ active: false, error: String(e) }));
+        active.set(m[1], p);
+        p.then((x) => { if (!x.active) active.delete(m[1]); }, () => active.delete(m[1]));
+      }
+      introspection = await p;
+      introspectMs = performance.now() - t0;
+      if (!introspection.active) seen.inactive += 1;
+    } else {
+      seen.unauthenticated += 1;
+    }
+    const isActive = introspection?.active === true;
+    const totalMs = performance.now() - t0;
+    if (totalMs > 300) seen.slow.push({ at: new Date().toISOString(), path: req.url, totalMs: Math.round(totalMs), introspectMs: Math.round(introspectMs) });
+    res.writeHead(m && isActive ? 200 : 401, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({
+      path: req.url,
+      method: req.method,
+      bearer: Boolean(m),
+      active: isActive,
+      sub: introspection?.sub,
+      client_id: introspection?.client_id,
+      scope: introspection?.scope,
+      headers,
+    }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, seen, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+/**
+ * Starts OP, upstream API, BFF and chromium. Returns helpers and stop().
+ * opts.accessTTL: access token lifetime at the OP in seconds.
+ */
+export async function startStack(opts = {}) {
+  // A port picked here can be taken by someone else before the OP or BFF
+  // binds it: start over (new ports) when that happens.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use|EADDRINUSE/.test(String(e?.message))) throw e;
+      console.error(`e2e: port clash, starting over (${attempt})`);
+    }
+  }
+}
+
+async function startStackOnce(opts) {
+  const [opPort, bffPort, adminPort] = await freePorts(3);
+  const opURL = `http://127.0.0.1:${opPort}`;
+  const publicURL = `http://127.0.0.1:${bffPort}`;
+  const adminToken = randomBytes(18).toString('hex');
+  const stack = { opURL, publicURL, procs: [], started: Date.now() };
+
+  try {
+    const op = new Proc('op', process.execPath, [
+      path.join(here, 'op.mjs'), '--port', String(opPort), '--public', publicURL,
+      '--client-id', CLIENT_ID, '--client-secret', CLIENT_SECRET, '--api-secret', API_SECRET,
+      '--access-ttl', String(opts.accessTTL ?? 5),
+      ...((opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)
+        ? ['--keep-alive-ms', String(opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)] : []),
+    ], { ...process.env, DEBUG: process.env.OP_DEBUG ?? '' });
+    stack.procs.push(op);
+    stack.op = op;
+    await op.waitFor(/^ready /m);
+
+    stack.upstream = await startUpstream(opURL);
+
+    const bin = bffBinary();
+    const keys = execFileSync(bin, ['keygen']).toString().trim();
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME ?? os.tmpdir(),
+      BFF_ISSUER: opURL,
+      BFF_CLIENT_ID: CLIENT_ID,
+      BFF_CLIENT_SECRET: CLIENT_SECRET,
+      BFF_PUBLIC_URL: publicURL,
+      BFF_LISTEN: `127.0.0.1:${bffPort}`,
+      BFF_STORE: 'memory:',
+      BFF_KEYS: keys,
+      BFF_ROUTES: `/api/=${stack.upstream.url}`,
+      BFF_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      BFF_ADMIN_TOKEN: adminToken,
+      BFF_LOG_LEVEL: 'debug',
+      BFF_ACCESS_LOG: 'true',
+      ...(opts.bffEnv ?? {}),
+    };
+    const bff = new Proc('bff', bin, ['serve'], env);
+    stack.procs.push(bff);
+    stack.bff = bff;
+    // ready = store and IdP discovery reachable
+    const end = Date.now() + 15000;
+    for (;;) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+        if (r.ok) break;
+      } catch { /* not listening yet */ }
+      if (bff.child.exitCode !== null || Date.now() > end) {
+        throw new Error(`bff did not become ready\n${bff.log()}`);
+      }
+      await sleep(100);
+    }
+
+    stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    stack.context = await stack.browser.newContext();
+    stack.page = await stack.context.newPage();
+    stack.consoleLog = [];
+    stack.page.on('console', (m) => stack.consoleLog.push(`[${m.type()}] ${m.text()}`));
+    stack.page.on('pageerror', (e) => stack.consoleLog.push(`[pageerror] ${e.message}`));
+  } catch (e) {
+    await stopStack(stack, !/address already in use|EADDRINUSE/.test(String(e?.message)));
+    throw e;
+  }
+  return stack;
+}
+
+export async function opStats(stack) {
+  return (await fetch(`${stack.opURL}/test/stats`)).json();
+}
+
+export async function issuedTokens(stack) {
+  return (await fetch(`${stack.opURL}/test/tokens`)).json();
+}
+
+/** A second, independent browser (own cookies) with console capture. */
+export async function newPage(stack, label) {
+  const context = await stack.browser.newContext();
+  const page = await context.newPage();
+  page.on('console', (m) => stack.consoleLog.push(`[${label}] [${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => stack.consoleLog.push(`[${label}] [pageerror] ${e.message}`));
+  return { context, page };
+}
+
+/**
+ * Records every text #status takes (the SPA overwrites "Session ended (…)"
+ * with "Not signed in (…)" right after, so the transient text is caught here).
+ */
+export async function recordStatus(page) {
+  await page.evaluate(() => {
+    const el = document.getElementById('status');
+    window.__statusHistory = [el.textContent];
+    new MutationObserver(() => window.__statusHistory.push(el.textContent))
+      .observe(el, { childList: true, characterData: true, subtree: true });
+  });
+  return () => page.evaluate(() => window.__statusHistory);
+}
+
+/** Prints the logs of every process (and the page's console). */
+export function dumpLogs(stack, why = '') {
+  const parts = [`\n===== e2e diagnostics ${why} =====`];
+  for (const p of stack.procs ?? []) {
+    parts.push(`----- ${p.name} log -----\n${p.log()}`);
+  }
+  if (stack.consoleLog?.length) parts.push(`----- browser console -----\n${stack.consoleLog.join('\n')}`);
+  if (stack.upstream) {
+    const { requests, unauthenticated, inactive, tokens } = stack.upstream.seen;
+    parts.push(`----- upstream -----\nrequests=${requests} unauthenticated=${unauthenticated} inactive=${inactive} distinct tokens=${tokens.size}`);
+    if (stack.upstream.seen.slow.length) parts.push(`slow upstream answers (>300ms): ${JSON.stringify(stack.upstream.seen.slow)}`);
+  }
+  parts.push('===== end of diagnostics =====');
+  console.error(parts.join('\n'));
+}
+
+export async function stopStack(stack, failed = false) {
+  if (failed) dumpLogs(stack, '(failure)');
+  try { await stack.browser?.close(); } catch { /* already gone */ }
+  try { stack.upstream?.server.closeAllConnections(); stack.upstream?.server.close(); } catch { /* */ }
+  await Promise.all((stack.procs ?? []).map((p) => p.stop()));
+}
+
+/**
+ * Runs a test body against a fresh stack; on failure dumps the logs.
+ * Use: test('name', (t) => withStack(t, opts, async (s) => {...}))
+ */
+export async function withStack(t, opts, body) {
+  const stack = await startStack(opts);
+  let failed = true;
+  try {
+    await body(stack);
+    failed = false;
+  } finally {
+    if (process.env.E2E_VERBOSE) dumpLogs(stack, '(verbose)');
+    await stopStack(stack, failed);
+  }
+}
+
+/** In-page fetch through the BFF (same origin, with the CSRF header unless told not to). */
+export async function pageFetch(page, url, { csrf = true } = {}) {
+  return page.evaluate(async ([u, c]) => {
+    const r = await fetch(u, { headers: c ? { 'X-CSRF': '1' } : {}, credentials: 'same-origin' });
+    const text = await r.text();
+    let body;
+    try { body = JSON.parse(text); } catch { body = text; }
+    return { status: r.status, body, wwwAuthenticate: r.headers.get('www-authenticate') };
+  }, [url, csrf]);
+}
+
+/**
+ * Full browser login through the SPA: open PUBLIC/, click "Sign in", fill
+ * oidc-provider's dev login form, accept consent if shown, and wait for the
+ * SPA to say "Signed in as …".
+ */
+export async function browserLogin(stack, login = 'alice', page = stack.page) {
+  const { publicURL, opURL } = stack;
+  await page.goto(`${publicURL}/`);
+  await page.locator('#status').filter({ hasText: /Not signed in/ }).waitFor();
+  await page.click('#login');
+  await page.waitForURL((u) => u.href.startsWith(`${opURL}/interaction/`));
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', 'any-password');
+  await page.click('button[type="submit"]');
+  // back at the SPA; a consent screen, if the OP shows one despite
+  // loadExistingGrant, is accepted on the way
+  const end = Date.now() + 15000;
+  while (Date.now() < end) {
+    const u = new URL(page.url());
+    if (u.origin === publicURL && !u.pathname.startsWith('/bff/')) break;
+    if (u.origin === opURL && u.pathname.startsWith('/interaction/')
+      && await page.locator('input[name="prompt"][value="consent"]').count().catch(() => 0)) {
+      stack.consentShown = true;
+      await page.click('button[type="submit"]').catch(() => {});
+    }
+    await sleep(100);
+  }
+  await page.waitForURL((u) => u.href.startsWith(`${publicURL}/`));
+  await page.locator('#status').filter({ hasText: /Signed in as/ }).waitFor({ timeout: 10000 });
+}
