@@ -93,6 +93,7 @@ func (s *Server) refresh(ctx context.Context, sess *sessionstore.Session) (*sess
 var (
 	errRefreshDenied = errors.New("refresh token refused by the IdP")
 	errSessionGone   = errors.New("session ended during refresh")
+	errRefreshBusy   = errors.New("timed out waiting for another instance's refresh")
 )
 
 func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session) (*sessionstore.Session, error) {
@@ -189,7 +190,7 @@ func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (
 			return nil, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, errors.New("timed out waiting for another instance's refresh")
+			return nil, errRefreshBusy
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
@@ -222,6 +223,10 @@ func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessions
 	var e *Error
 	if errors.As(err, &e) {
 		return nil, e
+	}
+	if errors.Is(err, errRefreshBusy) {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "refresh_in_progress",
+			Message: "the session's tokens are being refreshed; try again shortly", Err: err, RetryAfter: 2 * time.Second}
 	}
 	if errors.Is(err, sessionstore.ErrUnavailable) {
 		return nil, errStoreUnavailable(err)

@@ -128,6 +128,13 @@ func ParseURL(rawURL string) (*goredis.UniversalOptions, error) {
 		o.DB = db
 	}
 
+	// Short defaults: the store sits on every request's path, and go-redis's
+	// own (5 s, retried after a timeout) made a frozen server hold requests
+	// for 10 s before the 503. ContextTimeoutEnabled lets a request's
+	// deadline bound the socket reads too.
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 2*time.Second, time.Second, time.Second
+	o.ContextTimeoutEnabled = true
+
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, bad("bad query: %v", err)

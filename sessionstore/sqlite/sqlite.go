@@ -159,6 +159,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// One process serves a database file, so any lock found at start-up was
+	// held by a process that died (a crash mid-refresh); honouring it would
+	// stall that session's refresh until the lock expired.
+	if _, err := writer.ExecContext(ctx, `DELETE FROM locks`); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: clear stale locks: %w", path, err)
+	}
 	// -wal and -shm exist now; SQLite gives them the main file's mode, but
 	// a umask or an older file may have left them wider.
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
