@@ -248,7 +248,7 @@ func TestParseURL(t *testing.T) {
 		{"redis://:pw@h", want{addrs: []string{"h:6379"}, pass: "pw"}},
 		{"redis://[::1]:7000/3", want{addrs: []string{"[::1]:7000"}, db: 3}},
 		{"rediss://cache.example:6380/1", want{addrs: []string{"cache.example:6380"}, db: 1, tls: true, serverName: "cache.example"}},
-		{"redis://h?dial_timeout=2s&client_name=bff", want{addrs: []string{"h:6379"}, dialTimeout: 2 * time.Second, clientName: "bff"}},
+		{"redis://h?dial_timeout=3s&client_name=bff", want{addrs: []string{"h:6379"}, dialTimeout: 3 * time.Second, clientName: "bff"}},
 		{"redis+sentinel://s1,s2:26380/mymaster", want{addrs: []string{"s1:26379", "s2:26380"}, master: "mymaster"}},
 		{"redis+sentinel://u:p@s1:1,s2:2/mymaster/4?sentinel_password=sp", want{addrs: []string{"s1:1", "s2:2"}, master: "mymaster", db: 4, user: "u", pass: "p", sentinelPass: "sp"}},
 		{"rediss+sentinel://s1/m", want{addrs: []string{"s1:26379"}, master: "m", tls: true, serverName: "s1"}},
@@ -263,6 +263,12 @@ func TestParseURL(t *testing.T) {
 			continue
 		}
 		w := c.w
+		if w.dialTimeout == 0 {
+			w.dialTimeout = 2 * time.Second // the store's default
+		}
+		if o.ReadTimeout != time.Second || o.WriteTimeout != time.Second || !o.ContextTimeoutEnabled {
+			t.Errorf("ParseURL(%q): timeouts %v/%v, context deadlines %v; want the short defaults", c.url, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled)
+		}
 		if strings.Join(o.Addrs, ",") != strings.Join(w.addrs, ",") || o.Username != w.user || o.Password != w.pass ||
 			o.DB != w.db || o.MasterName != w.master || o.IsClusterMode != w.cluster || (o.TLSConfig != nil) != w.tls ||
 			o.SentinelPassword != w.sentinelPass || o.DialTimeout != w.dialTimeout || o.ClientName != w.clientName {
