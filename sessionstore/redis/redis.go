@@ -29,13 +29,20 @@
 //	                 ExpiresAt, index horizon) then the session with its sealed
 //	                 tokens (sessionstore.Encode; see record.go)
 //	P{k:<key>}:t     the tombstone (JSON), in the record's hash slot
-//	P{h:<handle>}    string: the key of the session with that handle
-//	P{u:<subject>}   sorted set of keys, score = index horizon (Unix ms)
+//	P{h:<handle>}    string: the key of the session with that handle, packed
+//	P{u:<subject>}   sorted set of packed keys, score = index horizon (Unix ms)
 //	P{s:<idp sid>}   the same for the IdP session id
 //	P{l:<name>}      a lock (random fence value)
 //	P{r:<id>}        a replay-cache entry
 //
-// and events travel on the pub/sub channel P+"events". The hash tags ({…})
+// and events travel on the pub/sub channel P+"events". A packed key is the
+// 32 bytes a session key (base64url) encodes, not its 43 characters: index
+// members and handle pointers are most of what a session costs beside its
+// record, and the shorter form puts each into a smaller allocator size
+// class. Members and pointers written as text by earlier versions are
+// still read, raised and removed (see packKey); an earlier version, though,
+// takes a packed member for a stale one and removes it, so instances of
+// both versions must not serve one Redis at the same time. The hash tags ({…})
 // put a record and its tombstone into one Cluster slot, so every Lua script
 // touches a single slot: Create, Update (compare-and-swap on v), Touch and
 // Delete (read, delete and tombstone in one step) are each atomic on the
@@ -117,6 +124,7 @@ package redis
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -220,6 +228,46 @@ func (st *Store) sidKey(sid string) string       { return st.prefix + "{s:" + si
 func (st *Store) lockKey(name string) string     { return st.prefix + "{l:" + name + "}" }
 func (st *Store) replayKey(id string) string     { return st.prefix + "{r:" + id + "}" }
 func (st *Store) channel() string                { return st.prefix + "events" }
+
+// Session keys inside index sets and handle pointers. A session key is
+// KeyFromCookie's base64url of 32 bytes, 43 characters; there it is stored
+// as those 32 bytes, so each index member and each handle pointer holds 11
+// bytes less, which moves both into smaller allocator size classes (see the
+// package comment). Any other key (tests use short ones) is stored as it
+// is, behind a 0 byte when it could be taken for the packed form (32 bytes
+// long) or for such an escape. A member or pointer written as text before
+// keys were packed (43 characters) still reads as itself.
+var b64 = base64.RawURLEncoding.Strict()
+
+const packedKeySize = 32
+
+func packKey(key string) string {
+	if len(key) == 43 {
+		if b, err := b64.DecodeString(key); err == nil {
+			return string(b)
+		}
+	}
+	if len(key) == packedKeySize || strings.HasPrefix(key, "\x00") {
+		return "\x00" + key
+	}
+	return key
+}
+
+func unpackKey(m string) string {
+	if len(m) == packedKeySize {
+		return b64.EncodeToString([]byte(m))
+	}
+	return strings.TrimPrefix(m, "\x00")
+}
+
+// keyForms lists the forms key may be stored in: packed and, when that
+// differs, as text (written before keys were packed).
+func keyForms(key string) []any {
+	if p := packKey(key); p != key {
+		return []any{p, key}
+	}
+	return []any{key}
+}
 
 // recordPattern is the SCAN MATCH pattern of record keys (tombstones end in
 // ":t", not "}", and do not match).

@@ -69,20 +69,26 @@ if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return r
 `)
 
-// indexAddScript: KEYS index; ARGV member, score ms, mode. Mode "add" adds
-// the member or raises its score; "xx" only raises the score of a member
-// that is there, so a deleted session is never indexed again. The set's TTL
-// is raised to at least the score, in the same step, so the set never exists
+// indexAddScript: KEYS index; ARGV score ms, mode, then members (the forms
+// of one session key, see keyForms). Mode "add" adds the first member or
+// raises its score; "xx" only raises the score of the members that are
+// there, so a deleted session is never indexed again. The set's TTL is
+// raised to at least the score, in the same step, so the set never exists
 // without a TTL nor expires before a member.
 var indexAddScript = goredis.NewScript(`
-if ARGV[3] == 'xx' then
-  redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[2], ARGV[1])
+if ARGV[2] == 'xx' then
+  local args = {}
+  for i = 3, #ARGV do
+    args[#args + 1] = ARGV[1]
+    args[#args + 1] = ARGV[i]
+  end
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(args))
 else
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[3])
 end
 local exp = redis.call('PEXPIRETIME', KEYS[1])
-if exp == -1 or (exp >= 0 and exp < tonumber(ARGV[2])) then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+if exp == -1 or (exp >= 0 and exp < tonumber(ARGV[1])) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 end
 return 1
 `)
@@ -112,9 +118,13 @@ end
 return n
 `)
 
-// compareDeleteScript: KEYS key; ARGV value. Deletes the key only if it
-// still holds value: a lock's fence, or a handle pointer's session key.
+// compareDeleteScript: KEYS key; ARGV values. Deletes the key only if it
+// still holds one of the values: a lock's fence, or a handle pointer's
+// session key (in any of its forms, see keyForms).
 var compareDeleteScript = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+for i = 1, #ARGV do
+  if v == ARGV[i] then return redis.call('DEL', KEYS[1]) end
+end
 return 0
 `)

@@ -27,7 +27,8 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 		return fmt.Errorf("%w: session already expired at %v", sessionstore.ErrInvalid, s.ExpiresAt)
 	}
 	hk := st.handleKey(s.Handle)
-	ok, err := st.client.Do(ctx, "SET", hk, s.Key, "NX", "PXAT", r.horizon).Result()
+	pk := packKey(s.Key)
+	ok, err := st.client.Do(ctx, "SET", hk, pk, "NX", "PXAT", r.horizon).Result()
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return fmt.Errorf("redis: create: handle %w", sessionstore.ErrConflict)
@@ -38,7 +39,7 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 	}
 	// From here on, a failure gives the handle back.
 	release := func() {
-		compareDeleteScript.Run(context.WithoutCancel(ctx), st.client, []string{hk}, s.Key)
+		compareDeleteScript.Run(context.WithoutCancel(ctx), st.client, []string{hk}, pk)
 	}
 
 	if err := st.indexAdd(ctx, s, r.horizon, "add"); err != nil {
@@ -72,12 +73,14 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 }
 
 // indexAdd adds (mode "add") or raises (mode "xx") the index entries of s
-// to score, in one round trip.
+// to score, in one round trip. Entries are added packed; raising also
+// raises an entry written as text before keys were packed.
 func (st *Store) indexAdd(ctx context.Context, s *sessionstore.Session, score int64, mode string) error {
+	args := append([]any{score, mode}, keyForms(s.Key)...)
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, s.Key, score, mode)
+		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
 		if s.IdPSID != "" {
-			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, s.Key, score, mode)
+			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, args...)
 		}
 		return nil
 	})
@@ -87,10 +90,11 @@ func (st *Store) indexAdd(ctx context.Context, s *sessionstore.Session, score in
 // raiseAux raises every auxiliary key of s (index entries, index sets,
 // handle pointer) to horizon, never lowering, never re-creating.
 func (st *Store) raiseAux(ctx context.Context, s *sessionstore.Session, horizon int64) error {
+	args := append([]any{horizon, "xx"}, keyForms(s.Key)...)
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, s.Key, horizon, "xx")
+		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
 		if s.IdPSID != "" {
-			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, s.Key, horizon, "xx")
+			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, args...)
 		}
 		p.Do(ctx, "PEXPIREAT", st.handleKey(s.Handle), horizon, "GT")
 		return nil
@@ -123,11 +127,11 @@ func (st *Store) GetByHandle(ctx context.Context, handle string) (*sessionstore.
 	if handle == "" {
 		return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
 	}
-	key, err := st.client.Get(ctx, st.handleKey(handle)).Result()
+	pk, err := st.client.Get(ctx, st.handleKey(handle)).Result()
 	if err != nil {
 		return nil, st.fail("get by handle", err)
 	}
-	s, err := st.Get(ctx, key)
+	s, err := st.Get(ctx, unpackKey(pk))
 	if err != nil {
 		return nil, err
 	}
@@ -232,12 +236,13 @@ func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombs
 		return nil, fmt.Errorf("redis: delete: %w", err)
 	}
 	bg := context.WithoutCancel(ctx)
+	forms := keyForms(key)
 	st.client.Pipelined(bg, func(p goredis.Pipeliner) error {
-		p.ZRem(bg, st.subjectKey(s.Subject), key)
+		p.ZRem(bg, st.subjectKey(s.Subject), forms...)
 		if s.IdPSID != "" {
-			p.ZRem(bg, st.sidKey(s.IdPSID), key)
+			p.ZRem(bg, st.sidKey(s.IdPSID), forms...)
 		}
-		compareDeleteScript.Eval(bg, p, []string{st.handleKey(s.Handle)}, key)
+		compareDeleteScript.Eval(bg, p, []string{st.handleKey(s.Handle)}, forms...)
 		return nil
 	})
 	return s, nil
@@ -303,7 +308,7 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	}
 	keys := make([]string, 0, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
-		keys = append(keys, pairs[i])
+		keys = append(keys, unpackKey(pairs[i]))
 	}
 	recs, err := st.fetch(ctx, keys)
 	if err != nil {
@@ -313,16 +318,16 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	var out []*sessionstore.Session
 	var stale []any
 	for i, b := range recs {
-		key, score := pairs[2*i], pairs[2*i+1]
+		member, score := pairs[2*i], pairs[2*i+1]
 		var s *sessionstore.Session
 		if b != nil {
-			if s, err = decodeRecord(key, b); err != nil {
+			if s, err = decodeRecord(keys[i], b); err != nil {
 				return nil, fmt.Errorf("redis: %s: %w", op, err)
 			}
 		}
 		switch {
 		case s == nil || !belongs(s):
-			stale = append(stale, key, score)
+			stale = append(stale, member, score)
 		case s.Live(now):
 			out = append(out, s)
 		}
