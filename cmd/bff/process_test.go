@@ -110,7 +110,7 @@ func newProcStack(t *testing.T, o procStackOptions) *procStack {
 	t.Helper()
 	bffBinary(t)
 	ctx := context.Background()
-	front := procFreeAddr(t)
+	front := freeAddr(t)
 	publicURL := "http://" + front
 	cfg := devstack.OPConfig{
 		AccessTokenLifetime: o.accessTokenLifetime,
@@ -220,9 +220,9 @@ type bffProc struct {
 // extra are additional NAME=value settings.
 func (s *procStack) startBFF(t *testing.T, name, store string, extra ...string) *bffProc {
 	t.Helper()
-	p := &bffProc{t: t, name: name, listen: procFreeAddr(t), admin: procFreeAddr(t), out: &procOutput{}}
+	p := &bffProc{t: t, name: name, listen: freeAddr(t), admin: freeAddr(t), out: &procOutput{}}
 	home := filepath.Join(s.tmp, "home-"+name)
-	p.env = append(procEnv(home),
+	p.env = append(cleanEnv(home),
 		"BFF_ISSUER="+s.op.Issuer(),
 		"BFF_CLIENT_ID="+procClientID,
 		"BFF_CLIENT_SECRET="+procClientSecret,
@@ -621,7 +621,7 @@ func startRedisChild(t *testing.T) *redisChild {
 		}
 		t.Skipf("no redis-server: %v", err)
 	}
-	addr := procFreeAddr(t)
+	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	rs := &redisChild{addr: addr, out: &procOutput{}, done: make(chan struct{})}
 	rs.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
@@ -683,28 +683,4 @@ func retryFor(timeout time.Duration, f func() error) (time.Duration, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// procFreeAddr returns a loopback address with a port that was free a
-// moment ago.
-func procFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// procEnv is the test's environment without BFF_* settings, with HOME
-// set to home.
-func procEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "BFF_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, "HOME="+home)
 }
