@@ -34,7 +34,11 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 	st := mustStartStack(t, stackOptions{store: store, accessTokenLifetime: 2 * time.Second})
 
 	b := st.newBrowser(t)
-	b.mustLogin(t, "alice")
+	loginResp := b.login(t, "alice", "alice-pass", "/")
+	sessionCookie := findSetCookie(loginResp, "bff-session")
+	if sessionCookie == nil {
+		t.Fatal("no session cookie")
+	}
 	var tokens []string
 	collect := func() { tokens = append(tokens, sessionTokens(t, st, "user-alice")...) }
 	collect()
@@ -100,6 +104,9 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 		}
 	}
 	logs := st.logs.String()
+	if strings.Contains(logs, sessionCookie.Value) || strings.Contains(raw, sessionCookie.Value) {
+		t.Error("the session cookie value is in the log or the database")
+	}
 	for i, tok := range tokens {
 		if strings.Contains(logs, tok) {
 			t.Errorf("token %d is in the log", i)
