@@ -32,12 +32,19 @@ func (s *Server) proxy(route Route) http.Handler {
 				pr.Out.URL.Path = singleJoin(route.Upstream.Path, "/"+strings.TrimPrefix(pr.In.URL.Path, route.Prefix))
 				pr.Out.URL.RawPath = ""
 			}
-			if s.fromTrustedProxy(pr.In) {
+			// Rewrite starts with no X-Forwarded-* at all; the browser's are
+			// believed only from a trusted proxy in front of the BFF.
+			trusted := s.fromTrustedProxy(pr.In)
+			if trusted {
 				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			}
 			pr.SetXForwarded()
-			if !s.fromTrustedProxy(pr.In) {
-				pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+			if trusted {
+				for _, name := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+					if v := pr.In.Header.Get(name); v != "" {
+						pr.Out.Header.Set(name, v)
+					}
+				}
 			}
 			h := pr.Out.Header
 			h.Del("Cookie")

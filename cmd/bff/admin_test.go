@@ -591,7 +591,7 @@ func TestAdminAgainstDevBinary(t *testing.T) {
 			t.Logf("bff dev output:\n%s", b)
 		}
 	})
-	waitHealthy(t, ctx, "http://"+admin+"/healthz", exited)
+	waitHealthy(t, ctx, "http://"+admin+"/readyz", exited)
 
 	tokenBytes, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {

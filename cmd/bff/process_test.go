@@ -216,7 +216,7 @@ type bffProc struct {
 	runs   int
 }
 
-// startBFF starts `bff serve` with store and waits until /healthz answers.
+// startBFF starts `bff serve` with store and waits until /readyz answers.
 // extra are additional NAME=value settings.
 func (s *procStack) startBFF(t *testing.T, name, store string, extra ...string) *bffProc {
 	t.Helper()
@@ -246,7 +246,7 @@ func (s *procStack) startBFF(t *testing.T, name, store string, extra ...string) 
 	return p
 }
 
-// start runs the process (again) and waits for its admin /healthz.
+// start runs the process (again) and waits for its admin /readyz.
 func (p *bffProc) start() {
 	t := p.t
 	t.Helper()
@@ -268,7 +268,7 @@ func (p *bffProc) start() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/bffproxy/bff/bff"
@@ -36,26 +37,52 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return serve(ctx, logger, cfg.Config, store, stdout)
 }
 
-// serve discovers the IdP, then runs the public and admin listeners until
-// ctx ends, and shuts them down gracefully.
+// serve runs the public and admin listeners until ctx ends, and shuts them
+// down gracefully. The listeners answer at once: until the IdP has been
+// discovered (retried with backoff), /healthz is 200, /readyz and every
+// public route 503, so an orchestrator waits instead of restarting the BFF
+// in a loop while the IdP is down.
 func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, stdout io.Writer) error {
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("BFF_LISTEN: %w", err)
 	}
-	var adminLn net.Listener
+	public := &swappable{}
+	public.set(starting())
+	servers := []*http.Server{newHTTPServer(public, logger)}
+	listeners := []net.Listener{publicLn}
+	admin := &swappable{}
 	if cfg.AdminListen != "off" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		adminLn, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
 			publicLn.Close()
 			return fmt.Errorf("BFF_ADMIN_LISTEN: %w", err)
 		}
+		admin.set(startingAdmin())
+		servers = append(servers, newHTTPServer(admin, logger))
+		listeners = append(listeners, adminLn)
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	defer func() {
+		shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer done()
+		for _, srv := range servers {
+			_ = srv.Shutdown(shutdownCtx)
+		}
+		logger.Info("bff stopped")
+	}()
+	logger.Info("bff listening", slog.String("public", "http://"+publicLn.Addr().String()), slog.String("issuer", cfg.Issuer))
+	if len(listeners) > 1 {
+		logger.Info("admin API listening", slog.String("admin", "http://"+listeners[1].Addr().String()))
 	}
 
 	provider, err := bff.Discover(ctx, logger, &cfg, nil)
 	if err != nil {
-		publicLn.Close()
-		if adminLn != nil {
-			adminLn.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the IdP
 		}
 		return err
 	}
@@ -65,21 +92,9 @@ func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessi
 	if err != nil {
 		return err
 	}
-
-	servers := []*http.Server{newHTTPServer(server.Handler(), logger)}
-	listeners := []net.Listener{publicLn}
-	if adminLn != nil {
-		servers = append(servers, newHTTPServer(server.AdminHandler(), logger))
-		listeners = append(listeners, adminLn)
-	}
-	errc := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { errc <- srv.Serve(listeners[i]) }()
-	}
-	logger.Info("bff listening", slog.String("public", "http://"+publicLn.Addr().String()), slog.String("issuer", cfg.Issuer))
-	if adminLn != nil {
-		logger.Info("admin API listening", slog.String("admin", "http://"+adminLn.Addr().String()))
-	}
+	public.set(server.Handler())
+	admin.set(server.AdminHandler())
+	logger.Info("bff ready", slog.String("issuer", provider.Issuer))
 
 	select {
 	case <-ctx.Done():
@@ -88,13 +103,35 @@ func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessi
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer done()
-	for _, srv := range servers {
-		_ = srv.Shutdown(shutdownCtx)
-	}
-	logger.Info("bff stopped")
 	return nil
+}
+
+// swappable serves whichever handler was set last.
+type swappable struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+
+// starting answers every public request while the IdP is not yet known.
+func starting() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"error":"starting","message":"waiting for the identity provider"}`)
+	})
+}
+
+// startingAdmin is alive but not ready.
+func startingAdmin() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.Handle("/", starting())
+	return mux
 }
 
 // newHTTPServer bounds what a client can make the server hold: header size

@@ -50,7 +50,7 @@ func TestServeLoginUserLogout(t *testing.T) {
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stderr, &stderr) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 15*time.Second)
 	defer waitCancel()
-	waitHealthy(t, waitCtx, "http://"+admin+"/healthz", done)
+	waitHealthy(t, waitCtx, "http://"+admin+"/readyz", done)
 
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -179,4 +179,67 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestServeWaitsForTheIdP: with the IdP down at start-up, serve is alive
+// (/healthz 200) but not ready (/readyz and public routes 503), and becomes
+// ready once the IdP answers — no crash, no restart.
+func TestServeWaitsForTheIdP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	public, admin, opAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	env := map[string]string{
+		"BFF_ISSUER":        "http://" + opAddr,
+		"BFF_CLIENT_ID":     "serve-test",
+		"BFF_CLIENT_SECRET": "serve-test-secret",
+		"BFF_PUBLIC_URL":    "http://" + public,
+		"BFF_LISTEN":        public,
+		"BFF_ADMIN_LISTEN":  admin,
+		"BFF_ADMIN_TOKEN":   "serve-test-admin-token",
+		"BFF_KEYS":          newKey(),
+		"BFF_STORE":         "memory:",
+	}
+	var logs lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
+
+	status := func(u string) int {
+		resp, err := http.Get(u)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for status("http://"+admin+"/healthz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("not alive while the IdP is down:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := status("http://" + admin + "/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while the IdP is down: %d", got)
+	}
+	if got := status("http://" + public + "/bff/login"); got != http.StatusServiceUnavailable {
+		t.Errorf("/bff/login while the IdP is down: %d", got)
+	}
+	time.Sleep(600 * time.Millisecond) // a few retries
+	if !strings.Contains(logs.String(), "issuer discovery failed; retrying") {
+		t.Errorf("the retries are not reported:\n%s", logs.String())
+	}
+
+	op, err := devstack.StartOP(ctx, devstack.OPConfig{Addr: opAddr, Clients: []devstack.Client{{
+		ID: "serve-test", Secret: "serve-test-secret", RedirectURIs: []string{"http://" + public + "/bff/callback"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	waitCtx, waitCancel := context.WithTimeout(ctx, 20*time.Second)
+	defer waitCancel()
+	waitHealthy(t, waitCtx, "http://"+admin+"/readyz", done)
+	if got := status("http://" + public + "/bff/user"); got != http.StatusForbidden {
+		t.Errorf("/bff/user without CSRF header once ready: %d, want 403", got)
+	}
 }
