@@ -40,6 +40,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	logger := newLogger(stderr, "info")
+	routeLibraryLogs(logger)
 
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)

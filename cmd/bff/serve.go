@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/memory"
@@ -28,6 +30,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
+	routeLibraryLogs(logger)
 	store, where, err := openStore(ctx, cfg.Store, cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("BFF_STORE: %w", err)
@@ -208,4 +211,17 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// routeLibraryLogs sends go-redis's own messages (connection failures) into
+// the structured log. go-redis has one process-wide logger; the binary is
+// the process, so main's side is the place to set it.
+func routeLibraryLogs(logger *slog.Logger) {
+	goredis.SetLogger(redisLogger{logger})
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.LogAttrs(ctx, slog.LevelWarn, "redis: "+fmt.Sprintf(format, v...))
 }
