@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Packed tokens.
@@ -17,19 +18,27 @@ import (
 // store keeps of them, and every byte of it is paid for in every session.
 // Most tokens are JWTs: three base64url segments, a third larger than the
 // bytes they encode. PackToken therefore stores each segment decoded (a
-// quarter smaller), and EncodeSecrets also deflates a JSON segment (the
-// claims of a JWT) when that helps. Secrecy is unchanged, since the packed
-// bytes are sealed like the token itself; only the size shrinks. Anything that is not made of
-// clean base64url segments is kept byte for byte.
+// quarter smaller), and shrinks the JSON segments (header and claims) too,
+// which are mostly the same text in every token: PackToken codes them (see
+// encodeJSON), cheap to undo on every request, and EncodeSecrets deflates
+// them against a dictionary of that text (jwtDict), smaller but about
+// 10 µs to undo, paid only on refresh and logout. Secrecy is unchanged,
+// since the packed bytes are sealed like the token itself; only the size
+// shrinks. Anything that is not made of clean base64url segments is kept
+// byte for byte.
 //
 // A packed token starts with a format byte:
 //
 //	tokenRaw       the token's bytes follow unchanged
-//	tokenSegments  a segment count n (1..maxSegments), a mask of the deflated
+//	tokenSegments  a segment count n (1..maxSegments), a mask of the shrunk
 //	               segments, the stored lengths of the first n-1 segments
 //	               (uvarints), then the stored segments; the last one runs to
-//	               the end
+//	               the end. Shrunk segments are deflated without a
+//	               dictionary (written before tokenDict; still read)
+//	tokenDict      as tokenSegments, shrunk segments deflated against jwtDict
+//	tokenCoded     as tokenSegments, shrunk segments coded (encodeJSON)
 //
+// PackToken and EncodeSecrets write tokenSegments when no segment shrinks.
 // The format bytes are control characters, which no OAuth token starts with
 // (RFC 6749 tokens are printable ASCII), so a value sealed before tokens
 // were packed, the token itself, still unpacks: a first byte from '!' to
@@ -37,12 +46,15 @@ import (
 const (
 	tokenRaw      = 0x01
 	tokenSegments = 0x02
+	tokenDict     = 0x03
+	tokenCoded    = 0x04
 
 	// maxSegments bounds the dot-separated segments of a packed token:
 	// enough for a JWS (3) and a JWE (5).
 	maxSegments = 8
-	// minDeflate is the shortest segment worth trying to deflate.
-	minDeflate = 96
+	// minShrink is the shortest segment worth trying to shrink: a JWT
+	// header, about 40 bytes and more, already is.
+	minShrink = 16
 	// maxUnpacked bounds what a packed token may expand to, so a damaged
 	// (or hostile) deflate stream cannot exhaust memory.
 	maxUnpacked = MaxRecordSize
@@ -57,25 +69,35 @@ var b64 = base64.RawURLEncoding.Strict()
 // JWTs and other base64url tokens decoded, anything else as it is (see
 // above). UnpackToken restores the exact string.
 //
-// PackToken does not deflate: the access token is unpacked on every proxied
-// request, where inflating would cost an allocation of tens of kilobytes,
-// while the refresh and ID tokens (EncodeSecrets) are read only on refresh
-// and logout.
+// PackToken codes JSON segments rather than deflating them: the access
+// token is unpacked on every proxied request, where inflating would cost
+// about 10 µs (building each segment's Huffman tables) and coding costs
+// under 1 µs, while the refresh and ID tokens (EncodeSecrets) are read only
+// on refresh and logout.
 func PackToken(token string) []byte { return packToken(token, false) }
 
 func packToken(token string, squeeze bool) []byte {
 	if token == "" {
 		return nil
 	}
-	if b, ok := packSegments(token, squeeze); ok && len(b) < 1+len(token) {
+	b, ok := packSegments(token, false)
+	if squeeze && ok {
+		// Coding beats deflate where the JSON is mostly UUIDs and hex.
+		if z, _ := packSegments(token, true); len(z) < len(b) {
+			b = z
+		}
+	}
+	if ok && len(b) < 1+len(token) {
 		return b
 	}
 	return append([]byte{tokenRaw}, token...)
 }
 
 // packSegments stores the dot-separated base64url segments of token
-// decoded, or reports false if token is not made of such segments. With
-// squeeze, JSON segments are deflated when that makes them smaller.
+// decoded, or reports false if token is not made of such segments. JSON
+// segments are shrunk when that makes them smaller: deflated against
+// jwtDict with squeeze, else coded. With squeeze, packToken keeps the
+// smaller of the two.
 func packSegments(token string, squeeze bool) ([]byte, bool) {
 	n := strings.Count(token, ".") + 1
 	if n > maxSegments {
@@ -91,15 +113,30 @@ func packSegments(token string, squeeze bool) ([]byte, bool) {
 		if err != nil {
 			return nil, false
 		}
-		if squeeze && len(dec) >= minDeflate && dec[0] == '{' {
-			if z := deflate(dec); len(z) < len(dec) {
+		if len(dec) >= minShrink && dec[0] == '{' {
+			z, ok := []byte(nil), false
+			if squeeze {
+				z = deflate(dec)
+				ok = len(z) < len(dec)
+			} else {
+				z, ok = encodeJSON(dec)
+				ok = ok && len(z) < len(dec)
+			}
+			if ok {
 				dec = z
 				mask |= 1 << i
 			}
 		}
 		segs = append(segs, dec)
 	}
-	out := []byte{tokenSegments, byte(n), mask}
+	format := byte(tokenSegments)
+	switch {
+	case mask != 0 && squeeze:
+		format = tokenDict
+	case mask != 0:
+		format = tokenCoded
+	}
+	out := []byte{format, byte(n), mask}
 	for _, s := range segs[:n-1] {
 		out = binary.AppendUvarint(out, uint64(len(s)))
 	}
@@ -121,16 +158,22 @@ func isBase64URL(s string) bool {
 	return true
 }
 
-// deflate compresses b as a raw deflate stream. On the claims of a typical
-// ID token it saves about a third of the decoded bytes (560 to 350). A
-// writer costs about 0.7 ms and 800 KB of garbage whatever the level, paid
-// once per login or refresh, beside a round trip to the IdP.
+// deflate compresses b as a raw deflate stream against jwtDict, with a
+// pooled writer: a new one costs about 0.7 ms and 800 KB of garbage, more
+// than compressing a token takes.
 func deflate(b []byte) []byte {
+	w, _ := writers.Get().(*flate.Writer)
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
-	if err != nil {
-		return b
+	buf.Grow(len(b))
+	if w == nil {
+		var err error
+		if w, err = flate.NewWriterDict(&buf, flate.BestCompression, jwtDictBytes); err != nil {
+			return b
+		}
+	} else {
+		w.Reset(&buf) // keeps the dictionary
 	}
+	defer writers.Put(w)
 	if _, err := w.Write(b); err != nil {
 		return b
 	}
@@ -140,17 +183,35 @@ func deflate(b []byte) []byte {
 	return buf.Bytes()
 }
 
-func inflate(b []byte) ([]byte, error) {
-	r := flate.NewReader(bytes.NewReader(b))
-	defer r.Close()
-	out, err := io.ReadAll(io.LimitReader(r, maxUnpacked+1))
-	if err != nil {
+var writers, readers sync.Pool
+
+// inflate reverses deflate; with dict false it reads the segments of
+// tokenSegments, which were deflated without a dictionary. Readers are
+// pooled because a new one allocates about 40 KB, many times the token.
+func inflate(b []byte, dict bool) ([]byte, error) {
+	var d []byte
+	if dict {
+		d = jwtDictBytes
+	}
+	src := bytes.NewReader(b)
+	r, _ := readers.Get().(io.ReadCloser)
+	if r == nil {
+		r = flate.NewReader(nil)
+	}
+	if err := r.(flate.Resetter).Reset(src, d); err != nil {
 		return nil, err
 	}
-	if len(out) > maxUnpacked {
+	defer readers.Put(r)
+	// A JWT's JSON is rarely more than three times its deflated size; the
+	// buffer grows beyond that if it must, up to maxUnpacked.
+	out := bytes.NewBuffer(make([]byte, 0, min(4*len(b)+64, maxUnpacked)))
+	if _, err := out.ReadFrom(io.LimitReader(r, maxUnpacked+1)); err != nil {
+		return nil, err
+	}
+	if out.Len() > maxUnpacked {
 		return nil, fmt.Errorf("expands beyond %d bytes", maxUnpacked)
 	}
-	return out, nil
+	return out.Bytes(), nil
 }
 
 // UnpackToken reverses PackToken. Bytes that PackToken cannot have made are
@@ -162,8 +223,8 @@ func UnpackToken(b []byte) (string, error) {
 	switch c := b[0]; {
 	case c == tokenRaw:
 		return string(b[1:]), nil
-	case c == tokenSegments:
-		return unpackSegments(b[1:])
+	case c == tokenSegments || c == tokenDict || c == tokenCoded:
+		return unpackSegments(b[1:], c)
 	case '!' <= c && c <= '~':
 		return string(b), nil // sealed before tokens were packed
 	default:
@@ -171,7 +232,7 @@ func UnpackToken(b []byte) (string, error) {
 	}
 }
 
-func unpackSegments(b []byte) (string, error) {
+func unpackSegments(b []byte, format byte) (string, error) {
 	bad := func(what string) (string, error) {
 		return "", fmt.Errorf("%w: packed token: %s", ErrInvalid, what)
 	}
@@ -183,7 +244,8 @@ func unpackSegments(b []byte) (string, error) {
 		return bad("bad segment header")
 	}
 	b = b[2:]
-	lens := make([]uint64, n)
+	var lens [maxSegments]uint64
+	var scratch [1024]byte // for a coded segment; a larger one allocates
 	for i := range n - 1 {
 		l, k := binary.Uvarint(b)
 		if k <= 0 {
@@ -191,7 +253,11 @@ func unpackSegments(b []byte) (string, error) {
 		}
 		lens[i], b = l, b[k:]
 	}
-	var sb strings.Builder
+	// The token is built on the stack, then copied once into its string:
+	// the access token is unpacked on every request. A token beyond 2 KB
+	// grows out onto the heap.
+	var buf [2048]byte
+	out := buf[:0]
 	for i := range n {
 		seg := b
 		if i < n-1 {
@@ -200,22 +266,29 @@ func unpackSegments(b []byte) (string, error) {
 			}
 			seg, b = b[:lens[i]], b[lens[i]:]
 		}
+		// plain is its own variable, not seg, so that scratch can stay on
+		// the stack: seg goes to inflate, which keeps it.
+		plain := seg
 		if mask&(1<<i) != 0 {
-			z, err := inflate(seg)
+			var err error
+			if format == tokenCoded {
+				plain, err = decodeJSON(scratch[:0], seg)
+			} else {
+				plain, err = inflate(seg, format == tokenDict)
+			}
 			if err != nil {
 				return bad("segment " + fmt.Sprint(i) + ": " + err.Error())
 			}
-			seg = z
 		}
-		if i > 0 {
-			sb.WriteByte('.')
-		}
-		sb.WriteString(b64.EncodeToString(seg))
-		if sb.Len() > maxUnpacked {
+		if len(out)+1+b64.EncodedLen(len(plain)) > maxUnpacked {
 			return bad("too large")
 		}
+		if i > 0 {
+			out = append(out, '.')
+		}
+		out = b64.AppendEncode(out, plain)
 	}
-	return sb.String(), nil
+	return string(out), nil
 }
 
 // Packed secrets: secretsFormat, the length of the packed refresh token
@@ -224,9 +297,10 @@ func unpackSegments(b []byte) (string, error) {
 const secretsFormat = 0x01
 
 // EncodeSecrets turns the refresh and ID token into the bytes that are
-// sealed for the store, each token packed like PackToken and its JSON
-// segments (the claims of a JWT) deflated when that helps: a typical JWT ID
-// token shrinks by 40% and more, where JSON would keep it whole.
+// sealed for the store, each token packed like PackToken but its JSON
+// segments (header and claims of a JWT) deflated against jwtDict when that
+// makes it smaller than coding: a typical JWT ID token shrinks by half, where JSON would keep it
+// whole.
 // DecodeSecrets reverses it.
 func EncodeSecrets(s Secrets) ([]byte, error) {
 	rt, it := packToken(s.RefreshToken, true), packToken(s.IDToken, true)

@@ -2,8 +2,10 @@ package sessionstore
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -55,6 +57,9 @@ func packCases() map[string]string {
 		"nine segments":         "abcd.abcd.abcd.abcd.abcd.abcd.abcd.abcd.abcd",
 		"short":                 "x",
 		"JSON claims in clear":  jwt(jwtHeader, strings.Repeat(`{"a":"b"}`, 40), 32),
+		"access token":          jwt(jwtHeader, accessClaims, 256),
+		"JSON with codes":       jwt(`{"alg":"RS256","kid":"0123456789abcdef0123456789abcdef01234"}`, `{"h":"`+strings.Repeat("0123456789abcdef", 40)+`","u":"5F0C3A4E-8D2B-4C1E-9A7F-000000000123","v":"5f0c3a4e-8d2b-4c1e-9a7f-00000000012","w":"5f0c3a4e-8d2b-4c1e-9a7f-000000000123","x":"abcde"}`, 0),
+		"JSON with control":     jwt(jwtHeader, `{"a":"`+"\x1e\x01"+`","iss":"https://x"}`, 16),
 	}
 }
 
@@ -82,8 +87,8 @@ func TestPackTokenRoundTrip(t *testing.T) {
 // and its claims are deflated in the secrets.
 func TestPackTokenSmaller(t *testing.T) {
 	tok := jwt(jwtHeader, idClaims, 256)
-	if b := PackToken(tok); b[0] != tokenSegments || len(b) > len(tok)*3/4+8 {
-		t.Errorf("PackToken(JWT of %d bytes) = %d bytes (format %#x), want about three quarters", len(tok), len(b), b[0])
+	if b := PackToken(tok); b[0] != tokenCoded || len(b) > len(tok)*2/3 {
+		t.Errorf("PackToken(JWT of %d bytes) = %d bytes (format %#x), want coded, under two thirds", len(tok), len(b), b[0])
 	}
 	if b := packToken(tok, true); len(b) > len(tok)*2/3 {
 		t.Errorf("packToken(JWT of %d bytes, squeeze) = %d bytes, want under two thirds", len(tok), len(b))
@@ -107,6 +112,87 @@ func TestUnpackLegacy(t *testing.T) {
 	}
 }
 
+// deflatePlain deflates b without a dictionary, as EncodeSecrets did
+// before tokenDict.
+func deflatePlain(t testing.TB, b []byte) []byte {
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+// TestUnpackDeflatedWithoutDict: secrets sealed before tokenDict hold
+// tokenSegments with claims deflated without a dictionary, and must still
+// open.
+func TestUnpackDeflatedWithoutDict(t *testing.T) {
+	sig := make([]byte, 256)
+	rand.Read(sig)
+	z := deflatePlain(t, []byte(idClaims))
+	b := []byte{tokenSegments, 3, 0x02}
+	b = binary.AppendUvarint(b, uint64(len(jwtHeader)))
+	b = binary.AppendUvarint(b, uint64(len(z)))
+	b = append(append(append(b, jwtHeader...), z...), sig...)
+	enc := base64.RawURLEncoding.EncodeToString
+	want := enc([]byte(jwtHeader)) + "." + enc([]byte(idClaims)) + "." + enc(sig)
+	if got, err := UnpackToken(b); err != nil || got != want {
+		t.Errorf("UnpackToken(old deflated token) = %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestDictionaryPays: the claims and header of a realistic ID token deflate
+// smaller against jwtDict than without it.
+func TestDictionaryPays(t *testing.T) {
+	for _, seg := range []string{jwtHeader, idClaims, accessClaims} {
+		with, without := deflate([]byte(seg)), deflatePlain(t, []byte(seg))
+		if len(with) >= len(without) {
+			t.Errorf("%.20s…: %d bytes deflated with the dictionary, %d without", seg, len(with), len(without))
+		}
+		t.Logf("%d bytes: %d deflated with the dictionary, %d without, %d coded", len(seg), len(with), len(without), len(mustCode(t, seg)))
+	}
+	tok := jwt(jwtHeader, idClaims, 256)
+	with := packToken(tok, true)
+	if with[0] != tokenDict {
+		t.Errorf("packToken(ID token, squeeze) has format %#x, want tokenDict", with[0])
+	}
+	// The same token as written before tokenDict: claims deflated plain.
+	dot1, dot2 := strings.IndexByte(tok, '.'), strings.LastIndexByte(tok, '.')
+	claims, _ := b64.DecodeString(tok[dot1+1 : dot2])
+	old := len(jwtHeader) + len(deflatePlain(t, claims)) + 256 + 5
+	if len(with) > old-100 {
+		t.Errorf("ID token of %d chars packs to %d bytes with the dictionary, %d without: want 100 fewer", len(tok), len(with), old)
+	}
+}
+
+func mustCode(t *testing.T, seg string) []byte {
+	z, ok := encodeJSON([]byte(seg))
+	if !ok {
+		t.Fatalf("encodeJSON(%q) refused", seg)
+	}
+	return z
+}
+
+// TestCodedJSON: coding round-trips, shrinks the access token's JSON by
+// more than half, and leaves alone JSON that holds control bytes.
+func TestCodedJSON(t *testing.T) {
+	for _, seg := range []string{jwtHeader, idClaims, accessClaims, "{", `{"x":"` + strings.Repeat("a", 600) + `"}`} {
+		z := mustCode(t, seg)
+		got, err := decodeJSON(nil, z)
+		if err != nil || string(got) != seg {
+			t.Errorf("decodeJSON(encodeJSON(%q)) = %q, %v", seg, got, err)
+		}
+	}
+	if z := mustCode(t, accessClaims); len(z) > len(accessClaims)/2 {
+		t.Errorf("access claims of %d bytes code to %d, want under half", len(accessClaims), len(z))
+	}
+	if _, ok := encodeJSON([]byte("{\"a\":\"\x1f\"}")); ok {
+		t.Error("encodeJSON coded JSON with a control byte")
+	}
+}
+
 func TestUnpackGarbage(t *testing.T) {
 	tok := PackToken(jwt(jwtHeader, idClaims, 256))
 	cases := map[string][]byte{
@@ -120,6 +206,13 @@ func TestUnpackGarbage(t *testing.T) {
 		"length beyond the end": {tokenSegments, 2, 0, 50, 'a'},
 		"bad uvarint":           {tokenSegments, 2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 		"bad deflate":           {tokenSegments, 1, 1, 0xff, 0xff, 0xff},
+		"bad dict deflate":      {tokenDict, 1, 1, 0xff, 0xff, 0xff},
+		"code zero":             {tokenCoded, 1, 1, '{', 0x00},
+		"truncated UUID":        {tokenCoded, 1, 1, codeUUID, 1, 2, 3},
+		"hex without length":    {tokenCoded, 1, 1, '{', codeHex},
+		"empty hex run":         {tokenCoded, 1, 1, codeHex, 0},
+		"truncated hex run":     {tokenCoded, 1, 1, codeHex, 5, 0x12},
+		"odd hex run, low bits": {tokenCoded, 1, 1, codeHex, 3, 0x12, 0x34},
 		"truncated JWT":         tok[: len(tok)/2 : len(tok)/2],
 	}
 	for name, b := range cases {
@@ -188,12 +281,36 @@ func FuzzPackToken(f *testing.F) {
 		if _, err := DecodeSecrets([]byte(tok)); err != nil && !errors.Is(err, ErrInvalid) {
 			t.Fatalf("DecodeSecrets(%q) error %v does not wrap ErrInvalid", tok, err)
 		}
+		for _, f := range []byte{tokenSegments, tokenDict, tokenCoded} {
+			b := append([]byte{f, 1, 1}, tok...)
+			if _, err := UnpackToken(b); err != nil && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("UnpackToken(%q) error %v does not wrap ErrInvalid", b, err)
+			}
+		}
 		// And a valid packed token with its tail cut must not panic.
-		for _, b := range [][]byte{packToken(tok, true), sb} {
+		for _, b := range [][]byte{packToken(tok, true), packToken(tok, false), sb} {
 			for i := range min(len(b), 8) {
 				UnpackToken(b[:len(b)-i])
 				DecodeSecrets(bytes.Clone(b[:len(b)-i]))
 			}
 		}
 	})
+}
+
+// accessClaims are the claims of a typical (Keycloak) access token.
+const accessClaims = `{"iss":"https://login.example.com/realms/main","sub":"5f0c3a4e-8d2b-4c1e-9a7f-000000000123","aud":"https://api.example.com","exp":1735689600,"iat":1735687800,"jti":"0e6f2a1b-7c3d-4e5f-9a8b-1c2d3e4f5a6b","scope":"openid profile email offline_access","client_id":"bff","sid":"b1e2d3c4-a5b6-4789-8abc-000000000247"}`
+
+// BenchmarkUnpackToken measures what every proxied request pays to restore
+// the access token from its packed form.
+func BenchmarkUnpackToken(b *testing.B) {
+	header := `{"alg":"RS256","kid":"5d7c1f0c4b2e8a9d3f6e1b7a0c2d4e6f8a1b3c5d","typ":"JWT"}`
+	tok := jwt(header, accessClaims, 256)
+	p := PackToken(tok)
+	b.ReportAllocs()
+	for b.Loop() {
+		if got, err := UnpackToken(p); err != nil || len(got) != len(tok) {
+			b.Fatal(got, err)
+		}
+	}
+	b.ReportMetric(float64(len(p)), "packed-bytes")
 }

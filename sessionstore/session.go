@@ -322,15 +322,7 @@ func lowerHex(c byte) (byte, bool) {
 }
 
 func formatUUID(u []byte) string {
-	const hex = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hex[c>>4], hex[c&15])
-	}
-	return string(out)
+	return string(appendUUID(make([]byte, 0, 36), u))
 }
 
 func appendString(b []byte, s string) []byte {
