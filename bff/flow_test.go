@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bffproxy/bff/sessionstore"
 )
 
 func TestLoginUserLogout(t *testing.T) {
@@ -212,4 +211,3 @@ func assertJSONError(t *testing.T, resp *http.Response, status int, code string)
 	return body
 }
 
-var _ = sessionstore.ErrNotFound
