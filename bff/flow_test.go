@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
 )
 
 func TestLoginUserLogout(t *testing.T) {
@@ -210,4 +209,3 @@ func assertJSONError(t *testing.T, resp *http.Response, status int, code string)
 	}
 	return body
 }
-
