@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,8 +97,10 @@ func (s *Server) proxy(route Route) http.Handler {
 	})
 }
 
-// upstreamError describes a failed upstream call without its details.
+// upstreamError describes a failed upstream call to the browser without
+// its details; the log gets them, with the route.
 func upstreamError(ctx context.Context, route Route, err error) *Error {
+	err = fmt.Errorf("route %s: %w", route.Prefix, err)
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
