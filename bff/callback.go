@@ -87,10 +87,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	now := s.now()
-	cookie := newCookieValue()
 	sess := &sessionstore.Session{
-		Key:               sessionstore.KeyFromCookie(cookie),
-		Handle:            randomString(16),
 		Subject:           idToken.Subject,
 		Issuer:            idToken.Issuer,
 		IdPSID:            claims.SID,
@@ -101,18 +98,32 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		UserAgent:         truncate(r.UserAgent(), 256),
 		ClientIP:          s.clientIP(r),
 	}
-	if err := s.setTokens(sess, tok, rawID, "", now); err != nil {
-		return err
+	// The handle is derived from the key (see sessionstore.HandleFromKey).
+	// A taken key or handle (ErrConflict) is all but impossible with a
+	// fresh 256-bit cookie value; should it happen, try another one. The
+	// tokens are sealed to the key, so they are sealed again each time.
+	var cookie string
+	for attempt := 1; ; attempt++ {
+		cookie = newCookieValue()
+		sess.Key = sessionstore.KeyFromCookie(cookie)
+		sess.Handle = sessionstore.HandleFromKey(sess.Key)
+		if err := s.setTokens(sess, tok, rawID, "", now); err != nil {
+			return err
+		}
+		sess.ExpiresAt = s.sessionExpiry(sess, now)
+		err := s.store.Create(ctx, sess)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sessionstore.ErrConflict) || attempt == maxCreateAttempts {
+			return errStoreUnavailable(fmt.Errorf("create session: %w", err))
+		}
 	}
 	if tok.RefreshToken == "" {
 		// Without one the session ends when the access token expires. Most
 		// IdPs issue it for the offline_access scope; some only with consent.
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "the IdP issued no refresh token; the session will end with the access token",
 			slog.String("sub", sess.Subject), slog.Time("access_token_expires", sess.AccessExpiresAt))
-	}
-	sess.ExpiresAt = s.sessionExpiry(sess, now)
-	if err := s.store.Create(ctx, sess); err != nil {
-		return errStoreUnavailable(fmt.Errorf("create session: %w", err))
 	}
 	s.metrics.logins.Inc()
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "session started",
@@ -121,6 +132,10 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	redirect(w, st.ReturnTo)
 	return nil
 }
+
+// maxCreateAttempts bounds the cookie values a login tries when the store
+// reports the key or handle taken.
+const maxCreateAttempts = 3
 
 // setTokens seals a token response into the session. A response without a
 // new refresh token or ID token keeps the previous ones (prevRefresh, and

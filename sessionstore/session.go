@@ -23,7 +23,8 @@ type Session struct {
 	// Key is KeyFromCookie(cookie value): the store's primary key.
 	Key string `json:"-"`
 	// Handle is the public name of the session, shown to the browser as
-	// "sid" and to admins. It is random and is not the cookie value.
+	// "sid" and to admins. It is not the cookie value; the BFF derives it
+	// from Key (see HandleFromKey), other callers may choose any.
 	Handle string `json:"h"`
 
 	Subject string `json:"sub"`
@@ -73,6 +74,31 @@ type Secrets struct {
 func KeyFromCookie(cookieValue string) string {
 	sum := sha256.Sum256([]byte(cookieValue))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// HandleFromKey returns the handle the BFF gives the session stored under
+// key: the first 16 of the 32 bytes key encodes, base64url (22
+// characters); "" if key is not such a key (as KeyFromCookie makes them).
+//
+// Deriving the handle costs nothing in secrecy. The handle is public anyway
+// (the browser sees it as "sid", admins see it), and it is half of a
+// SHA-256 of a 256-bit random cookie value: it does not help to find the
+// cookie value (that would be a preimage of the hash), nor the other half
+// of the key, which the store needs besides the handle. Two sessions get
+// the same handle only by a random collision of 128-bit values, about 2^64
+// sessions away; should it happen anyway, Create refuses a taken handle
+// with ErrConflict and the BFF starts over with a new cookie value. A store
+// may use the relation to find a session by handle without a separate
+// pointer from handle to key (the Redis backend does).
+func HandleFromKey(key string) string {
+	if len(key) != 43 {
+		return ""
+	}
+	b, err := b64.DecodeString(key)
+	if err != nil || len(b) != 32 {
+		return ""
+	}
+	return b64.EncodeToString(b[:16])
 }
 
 // Live reports whether the session is still valid at now.

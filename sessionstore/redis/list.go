@@ -29,7 +29,9 @@ type listCursor struct {
 	Node    int      `json:"n,omitempty"` // index of the primary being scanned (Cluster)
 	Scan    uint64   `json:"c,omitempty"` // its SCAN cursor
 	Done    bool     `json:"d,omitempty"` // its SCAN has finished
-	Pending []string `json:"p,omitempty"` // keys scanned but not yet returned
+	Pending []string `json:"q,omitempty"` // record keys (without the prefix) scanned but not yet returned
+	// Old is Pending as earlier versions wrote it: session keys.
+	Old []string `json:"p,omitempty"`
 }
 
 // List pages through all live sessions with SCAN; see the package comment
@@ -47,6 +49,10 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 		if err != nil || cur.Node < 0 {
 			return nil, "", fmt.Errorf("redis: list: %w: malformed cursor", sessionstore.ErrInvalid)
 		}
+		for _, k := range cur.Old {
+			cur.Pending = append(cur.Pending, "{k:"+k+"}")
+		}
+		cur.Old = nil
 	}
 	nodes, err := st.scanNodes(ctx)
 	if err != nil {
@@ -83,7 +89,7 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 		}
 		cur.Scan, cur.Done = next, next == 0
 		for _, rk := range keys {
-			k, ok := st.keyOfRecord(rk)
+			k, ok := strings.CutPrefix(rk, st.prefix)
 			if ok && !seen[k] {
 				seen[k] = true
 				cur.Pending = append(cur.Pending, k)
@@ -100,29 +106,36 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 	return page, base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// keyOfRecord turns a record key back into a session key.
-func (st *Store) keyOfRecord(rk string) (string, bool) {
-	k, ok := strings.CutPrefix(rk, st.prefix+"{k:")
-	if !ok {
-		return "", false
+// fetchLive reads the records named in pending (record keys without the
+// prefix) in one round trip and returns the live ones, in that order.
+// Handle pointers, which share the names of records under a handle, are
+// skipped.
+func (st *Store) fetchLive(ctx context.Context, pending []string) ([]*sessionstore.Session, error) {
+	locs := make([]loc, 0, len(pending))
+	keys := make([]string, 0, len(pending))
+	for _, name := range pending {
+		inner := strings.TrimSuffix(strings.TrimPrefix(name, "{"), "}")
+		if h, ok := strings.CutPrefix(inner, "h:"); ok {
+			locs = append(locs, st.handleLoc(h, ""))
+			keys = append(keys, "")
+		} else {
+			k := strings.TrimPrefix(inner, "k:")
+			locs = append(locs, loc{rk: st.recordKey(k)})
+			keys = append(keys, k)
+		}
 	}
-	return strings.CutSuffix(k, "}")
-}
-
-// fetchLive reads the records of keys in one round trip and returns the
-// live ones, in the order of keys.
-func (st *Store) fetchLive(ctx context.Context, keys []string) ([]*sessionstore.Session, error) {
-	recs, err := st.fetch(ctx, keys)
+	recs, err := st.fetch(ctx, locs)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	out := make([]*sessionstore.Session, 0, len(keys))
+	out := make([]*sessionstore.Session, 0, len(pending))
 	for i, b := range recs {
-		if b == nil {
+		key, ok := recordAt(locs[i], keys[i], b)
+		if !ok {
 			continue
 		}
-		s, err := decodeRecord(keys[i], b)
+		s, err := decodeRecord(key, b)
 		if err != nil {
 			return nil, err
 		}
@@ -133,20 +146,20 @@ func (st *Store) fetchLive(ctx context.Context, keys []string) ([]*sessionstore.
 	return out, nil
 }
 
-// fetch reads the records of keys in one round trip (one per node in a
+// fetch reads the records at locs in one round trip (one per node in a
 // Cluster); a missing record is nil.
-func (st *Store) fetch(ctx context.Context, keys []string) ([][]byte, error) {
-	cmds := make([]*goredis.StringCmd, len(keys))
+func (st *Store) fetch(ctx context.Context, locs []loc) ([][]byte, error) {
+	cmds := make([]*goredis.StringCmd, len(locs))
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, k := range keys {
-			cmds[i] = p.Get(ctx, st.recordKey(k))
+		for i, l := range locs {
+			cmds[i] = p.Get(ctx, l.rk)
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, err
 	}
-	out := make([][]byte, len(keys))
+	out := make([][]byte, len(locs))
 	for i, c := range cmds {
 		b, err := c.Bytes()
 		switch {

@@ -103,11 +103,16 @@ func measureSessions(t *testing.T, n int, jwt func(jwtKind, int) string) {
 		v, _ := st.client.MemoryUsage(ctx, key, 0).Result()
 		return v
 	}
-	size, _ := st.client.StrLen(ctx, st.recordKey(sample.Key)).Result()
+	rk := st.locOf(sample).rk
+	size, _ := st.client.StrLen(ctx, rk).Result()
+	hk := st.handleKey(sample.Handle)
+	if hk == rk {
+		hk = "" // stored under its handle: no pointer
+	}
 	meta := size - headerSize - int64(len(sample.AccessToken)+len(sample.Secrets))
 	t.Logf("one session: ID token %d chars, access token %d chars; record %d bytes (value %d: header %d, sealed tokens %d + %d, the rest %d), handle pointer %d, subject index %d (shared by 2 sessions), IdP sid index %d",
-		idLen, atLen, usage(st.recordKey(sample.Key)), size, headerSize, len(sample.AccessToken), len(sample.Secrets), meta,
-		usage(st.handleKey(sample.Handle)), usage(st.subjectKey(sample.Subject)), usage(st.sidKey(sample.IdPSID)))
+		idLen, atLen, usage(rk), size, headerSize, len(sample.AccessToken), len(sample.Secrets), meta,
+		usage(hk), usage(st.subjectKey(sample.Subject)), usage(st.sidKey(sample.IdPSID)))
 	if per > 2048 {
 		t.Logf("over the 2 KB budget by %.0f bytes", per-2048)
 	}
@@ -216,8 +221,8 @@ func userUUID(u int) string { return fmt.Sprintf("5f0c3a4e-8d2b-4c1e-9a7f-%012d"
 // and sealed; the claims /bff/user shows; two sessions per subject. It
 // also returns the lengths of the ID and access token.
 func realisticSession(t *testing.T, sealer *sessionstore.Sealer, i int, jwt func(jwtKind, int) string) (*sessionstore.Session, int, int) {
-	// Cookie value and handle as the BFF makes them: base64url of 32 and 16
-	// random bytes.
+	// Cookie value and handle as the BFF makes them: base64url of 32 random
+	// bytes, and the handle derived from the key.
 	key := sessionstore.KeyFromCookie(randomB64(32))
 	idToken, accessToken := jwt(idTokenKind, i), jwt(accessTokenKind, i)
 	// Packed and sealed as the BFF does it (bff/callback.go, setTokens).
@@ -236,7 +241,7 @@ func realisticSession(t *testing.T, sealer *sessionstore.Sealer, i int, jwt func
 	now := time.Now()
 	return &sessionstore.Session{
 		Key:     key,
-		Handle:  randomB64(16),
+		Handle:  sessionstore.HandleFromKey(key),
 		Subject: userUUID(i / 2),
 		Issuer:  "https://login.example.com/realms/main",
 		IdPSID:  uuid(),

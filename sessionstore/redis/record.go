@@ -28,6 +28,12 @@ import (
 // for milliseconds in Lua's doubles. ExpiresAt stays in the encoded session
 // too (Encode requires it); the header's copy wins on read.
 //
+// Format 3 is format 2 with the 32 bytes of the session key at [33,65),
+// before the session: it is written for a session stored under its derived
+// handle (see the package comment), whose record key does not name the
+// whole key, and every read checks that the record carries the key asked
+// for.
+//
 // Format 1, written before, had the lengths of the encoded session and of
 // the sealed access token at [33,41) and the tokens after the session; it
 // is still read.
@@ -40,6 +46,9 @@ const (
 
 	recordFormatV1 = 1
 	headerSizeV1   = 41
+
+	recordFormatV3 = 3
+	headerSizeV3   = headerSize + packedKeySize
 )
 
 // record is a session about to be stored.
@@ -62,12 +71,17 @@ func encodeRecord(s *sessionstore.Session, version int64) (*record, error) {
 	}
 	exp := ceilMs(s.ExpiresAt)
 	r := &record{expMs: exp, horizon: max(exp, ceilMs(s.AbsoluteExpiresAt))}
-	b := make([]byte, 0, headerSize+len(m))
-	b = append(b, recordFormat)
+	format, kb := byte(recordFormat), ""
+	if derived(s) {
+		format, kb = recordFormatV3, packKey(s.Key)
+	}
+	b := make([]byte, 0, headerSize+len(kb)+len(m))
+	b = append(b, format)
 	b = binary.BigEndian.AppendUint64(b, uint64(version))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.LastSeen)))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.ExpiresAt)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.horizon))
+	b = append(b, kb...)
 	r.b = append(b, m...)
 	return r, nil
 }
@@ -77,8 +91,13 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: stored record: %s", sessionstore.ErrInvalid, what)
 	}
-	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV1) {
+	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV1 && b[0] != recordFormatV3) {
 		return nil, bad("unknown format")
+	}
+	if b[0] == recordFormatV3 {
+		if k, ok := embeddedKey(b); !ok || k != key {
+			return nil, bad("record of another key")
+		}
 	}
 	be := binary.BigEndian
 	version := int64(be.Uint64(b[offVersion:]))
@@ -86,9 +105,12 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	expires := int64(be.Uint64(b[offTimes+8:]))
 	var s *sessionstore.Session
 	var err error
-	if b[0] == recordFormat {
+	switch b[0] {
+	case recordFormat:
 		s, err = sessionstore.Decode(key, version, b[headerSize:])
-	} else {
+	case recordFormatV3:
+		s, err = sessionstore.Decode(key, version, b[headerSizeV3:])
+	default:
 		s, err = decodeV1(key, version, b)
 	}
 	if err != nil {
@@ -96,6 +118,44 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	}
 	s.LastSeen, s.ExpiresAt = fromNanos(lastSeen), fromNanos(expires)
 	return s, nil
+}
+
+// embeddedKey returns the session key a format 3 record carries, and
+// false if b is not such a record (a handle pointer, say, which lives
+// under the same names).
+func embeddedKey(b []byte) (string, bool) {
+	if len(b) < headerSizeV3 || b[0] != recordFormatV3 {
+		return "", false
+	}
+	return b64.EncodeToString(b[headerSize:headerSizeV3]), true
+}
+
+// ownRecord reports whether b, read from l, is the record of the session
+// l is for: for a location under a handle, a format 3 record carrying the
+// key.
+func ownRecord(l loc, b []byte) bool {
+	if l.kb == "" {
+		return len(b) > 0 && b[0] != recordFormatV3
+	}
+	return len(b) >= headerSizeV3 && b[0] == recordFormatV3 && string(b[headerSize:headerSizeV3]) == l.kb
+}
+
+// recordAt returns the key of the session whose record b is, read at l
+// (nil if missing), and false if b is no such record. Under a key it is
+// that key; under a handle it is the key the record carries, if the handle
+// is derived from it.
+func recordAt(l loc, key string, b []byte) (string, bool) {
+	if b == nil {
+		return "", false
+	}
+	if l.h == "" {
+		return key, ownRecord(l, b)
+	}
+	k, ok := embeddedKey(b)
+	if !ok || sessionstore.HandleFromKey(k) != l.h || (l.kb != "" && packKey(k) != l.kb) {
+		return "", false
+	}
+	return k, true
 }
 
 // decodeV1 reads the rest of a format 1 record: the session without its

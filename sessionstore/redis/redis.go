@@ -23,31 +23,58 @@
 //
 // # Keys
 //
-// With prefix P (Options.Prefix, default "bff:"), a session is stored as
+// With prefix P (Options.Prefix, default "bff:"), a session whose handle is
+// derived from its key (sessionstore.HandleFromKey: every session the BFF
+// makes) is stored as
 //
-//	P{k:<key>}       the record: one string, a fixed header (version, LastSeen,
-//	                 ExpiresAt, index horizon) then the session with its sealed
-//	                 tokens (sessionstore.Encode; see record.go)
-//	P{k:<key>}:t     the tombstone (JSON), in the record's hash slot
+//	P{h:<handle>}    the record: one string, a fixed header (version, LastSeen,
+//	                 ExpiresAt, index horizon), the 32 bytes of the session
+//	                 key, then the session with its sealed tokens
+//	                 (sessionstore.Encode; see record.go)
+//	P{h:<handle>}:t  the tombstone: the 32 bytes of the key, then JSON
+//
+// and any other session (a caller's own handle) as
+//
+//	P{k:<key>}       the record, as above without the key
+//	P{k:<key>}:t     the tombstone (JSON)
 //	P{h:<handle>}    string: the key of the session with that handle, packed
-//	P{u:<subject>}   sorted set of packed keys, score = index horizon (Unix ms)
+//
+// and for both
+//
+//	P{u:<subject>}   sorted set of index members, score = index horizon (Unix ms)
 //	P{s:<idp sid>}   the same for the IdP session id
 //	P{l:<name>}      a lock (random fence value)
 //	P{r:<id>}        a replay-cache entry
 //
-// and events travel on the pub/sub channel P+"events". A packed key is the
-// 32 bytes a session key (base64url) encodes, not its 43 characters: index
-// members and handle pointers are most of what a session costs beside its
-// record, and the shorter form puts each into a smaller allocator size
-// class. Members and pointers written as text by earlier versions are
-// still read, raised and removed (see packKey); an earlier version, though,
-// takes a packed member for a stale one and removes it, so instances of
-// both versions must not serve one Redis at the same time. The hash tags ({…})
-// put a record and its tombstone into one Cluster slot, so every Lua script
-// touches a single slot: Create, Update (compare-and-swap on v), Touch and
-// Delete (read, delete and tombstone in one step) are each atomic on the
-// record. Handle pointer and index sets live in other slots and are changed
-// by separate commands; see "Indexes" for why that is still correct.
+// and events travel on the pub/sub channel P+"events".
+//
+// A derived handle is the first half of the key, so the record can live
+// under it: GetByHandle is one read, and no handle pointer is needed (it
+// was 120 bytes of a session's 2 KB). A record under a handle carries the
+// whole key and every read checks it (Get, Touch, Update and Delete treat
+// a record of another key, or a handle pointer, found there as missing),
+// so two keys whose handles collide (2^-128 per pair, and Create refuses a
+// taken name anyway) never read each other's session. Handle pointers and
+// records under a handle share names, so a handle is taken by either. Get,
+// Touch, Delete and Tombstone, given only a key, look under its derived
+// handle first, then under the key (sessions of other callers, and of
+// earlier versions).
+//
+// An index member is the 16 bytes a derived handle encodes, for a session
+// stored under it, else the 32 bytes a session key (base64url) encodes,
+// not its 43 characters: index members and handle pointers are most of what
+// a session costs beside its record, and the shorter form puts each into a
+// smaller allocator size class. Members and pointers written as text by
+// earlier versions are still read, raised and removed (see packKey); an
+// earlier version, though, takes a packed member for a stale one and
+// removes it, and a record under a handle for a broken handle pointer, so
+// instances of both versions must not serve one Redis at the same time. The
+// hash tags ({…}) put a record and its tombstone into one Cluster slot, so
+// every Lua script touches a single slot: Create, Update (compare-and-swap
+// on v), Touch and Delete (read, delete and tombstone in one step) are each
+// atomic on the record. Handle pointer and index sets live in other slots
+// and are changed by separate commands; see "Indexes" for why that is still
+// correct.
 //
 // LastSeen and ExpiresAt sit at fixed offsets in the header (they override
 // the encoded session's copies on read), so Touch is a SETRANGE and a
@@ -78,7 +105,8 @@
 //     record and once more, one millisecond higher, after it, so a List that
 //     saw the member in between cannot remove it from under a new session.
 //     GetByHandle likewise checks that the record it reaches carries the
-//     handle. A failed Create or a lost cleanup leaves only stale hints,
+//     handle; a member naming a handle is resolved through the record under
+//     it, which must carry a key that handle derives from. A failed Create or a lost cleanup leaves only stale hints,
 //     which cost a lookup and are removed when read or when they expire.
 //
 //  2. Every auxiliary key outlives its record. Each record carries an index
@@ -105,8 +133,9 @@
 //
 // # List and Cluster
 //
-// List walks the record keys with SCAN MATCH P{k:*} TYPE string. SCAN may
-// return a key twice across calls and may return more keys than asked for;
+// List walks the record keys with SCAN MATCH P{[kh]:*} TYPE string,
+// skipping the handle pointers among them. SCAN may return a key twice
+// across calls and may return more keys than asked for;
 // List removes duplicates within a call and keeps the surplus keys in the
 // cursor it returns (so a cursor can be a few kilobytes for a large limit),
 // so each page holds at most limit sessions. Sessions created or deleted
@@ -229,17 +258,61 @@ func (st *Store) lockKey(name string) string     { return st.prefix + "{l:" + na
 func (st *Store) replayKey(id string) string     { return st.prefix + "{r:" + id + "}" }
 func (st *Store) channel() string                { return st.prefix + "events" }
 
+// derived reports whether s has the handle the BFF gives it, derived from
+// its key (sessionstore.HandleFromKey). Such a session is stored under its
+// handle (see the package comment); any other under its key.
+func derived(s *sessionstore.Session) bool {
+	return s.Handle != "" && s.Handle == sessionstore.HandleFromKey(s.Key)
+}
+
+// loc is where a session's record may be: its record and tombstone keys
+// and, for a record stored under its handle, the 32 bytes of the key the
+// record must carry ("" for a record stored under its key).
+type loc struct {
+	rk, tk string
+	kb     string
+	h      string // the handle, for a location under one
+}
+
+// locOf is where s is stored.
+func (st *Store) locOf(s *sessionstore.Session) loc {
+	if derived(s) {
+		return st.handleLoc(s.Handle, packKey(s.Key))
+	}
+	return loc{rk: st.recordKey(s.Key), tk: st.tombKey(s.Key)}
+}
+
+func (st *Store) handleLoc(handle, kb string) loc {
+	rk := st.handleKey(handle)
+	return loc{rk: rk, tk: rk + ":t", kb: kb, h: handle}
+}
+
+// locsOf lists where the session under key may be, most likely first:
+// under its derived handle when key is a session key, then under the key.
+func (st *Store) locsOf(key string) []loc {
+	byKey := loc{rk: st.recordKey(key), tk: st.tombKey(key)}
+	if h := sessionstore.HandleFromKey(key); h != "" {
+		return []loc{st.handleLoc(h, packKey(key)), byKey}
+	}
+	return []loc{byKey}
+}
+
 // Session keys inside index sets and handle pointers. A session key is
 // KeyFromCookie's base64url of 32 bytes, 43 characters; there it is stored
 // as those 32 bytes, so each index member and each handle pointer holds 11
 // bytes less, which moves both into smaller allocator size classes (see the
-// package comment). Any other key (tests use short ones) is stored as it
-// is, behind a 0 byte when it could be taken for the packed form (32 bytes
-// long) or for such an escape. A member or pointer written as text before
-// keys were packed (43 characters) still reads as itself.
+// package comment). A session stored under its derived handle is indexed by
+// the 16 bytes its handle encodes (see members). Any other key (tests use
+// short ones) is stored as it is, behind a 0 byte when it could be taken for
+// the packed form (32 bytes long), for a handle (16), for such an escape or
+// for a record (a first byte below 0x20). A member or pointer written as
+// text before keys were packed (43 characters) still reads as itself.
 var b64 = base64.RawURLEncoding.Strict()
 
-const packedKeySize = 32
+const (
+	packedKeySize    = 32
+	packedHandleSize = 16
+)
 
 func packKey(key string) string {
 	if len(key) == 43 {
@@ -247,7 +320,7 @@ func packKey(key string) string {
 			return string(b)
 		}
 	}
-	if len(key) == packedKeySize || strings.HasPrefix(key, "\x00") {
+	if len(key) == packedKeySize || len(key) == packedHandleSize || (key != "" && key[0] < 0x20) {
 		return "\x00" + key
 	}
 	return key
@@ -260,6 +333,15 @@ func unpackKey(m string) string {
 	return strings.TrimPrefix(m, "\x00")
 }
 
+// unpackMember reads an index member: the handle of a session stored under
+// it (16 bytes), else a session key.
+func unpackMember(m string) (key, handle string) {
+	if len(m) == packedHandleSize {
+		return "", b64.EncodeToString([]byte(m))
+	}
+	return unpackKey(m), ""
+}
+
 // keyForms lists the forms key may be stored in: packed and, when that
 // differs, as text (written before keys were packed).
 func keyForms(key string) []any {
@@ -269,9 +351,20 @@ func keyForms(key string) []any {
 	return []any{key}
 }
 
-// recordPattern is the SCAN MATCH pattern of record keys (tombstones end in
-// ":t", not "}", and do not match).
-func (st *Store) recordPattern() string { return globEscape(st.prefix) + "{k:*}" }
+// members lists the index members of s: for a session stored under its
+// derived handle, the 16 bytes the handle encodes; else keyForms.
+func members(s *sessionstore.Session) []any {
+	if derived(s) {
+		b, _ := b64.DecodeString(s.Handle)
+		return []any{string(b)}
+	}
+	return keyForms(s.Key)
+}
+
+// recordPattern is the SCAN MATCH pattern of record keys, under a key or a
+// handle (tombstones end in ":t", not "}", and do not match; handle
+// pointers do, and are told apart by their value).
+func (st *Store) recordPattern() string { return globEscape(st.prefix) + "{[kh]:*}" }
 
 // globEscape quotes the characters that SCAN MATCH treats specially.
 func globEscape(s string) string {

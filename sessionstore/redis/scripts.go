@@ -12,7 +12,10 @@ import goredis "github.com/redis/go-redis/v9"
 // session and the tokens (see record.go). The scripts read and write header
 // fields by offset; Lua's string.sub is 1-based, so the version, at bytes
 // [1,9), is string.sub(h, 2, 9), the horizon, at [25,33),
-// string.sub(h, 26, 33).
+// string.sub(h, 26, 33). A record stored under its handle (format 3)
+// carries the session key at [33,65), string.sub(h, 34, 65): the scripts
+// that take an expected key ("" for a record stored under its key) treat a
+// value without it (another session's, or a handle pointer) as missing.
 
 // createScript: KEYS record, tombstone; ARGV record, expiry ms. Returns 0
 // if the key is taken, 1 when created. A tombstone of an earlier session
@@ -24,12 +27,13 @@ return 1
 `)
 
 // updateScript: KEYS record; ARGV expected version (8 bytes), new record,
-// expiry ms. Returns 0 if missing, -1 if the version moved on, 1 when
+// expiry ms, expected key. Returns 0 if missing, -1 if the version moved on, 1 when
 // replaced. The horizon only grows: a stored horizon beyond the new one is
 // kept (the caller raised the auxiliary keys to the new one before).
 var updateScript = goredis.NewScript(`
-local h = redis.call('GETRANGE', KEYS[1], 0, 40)
+local h = redis.call('GETRANGE', KEYS[1], 0, 64)
 if h == '' then return 0 end
+if ARGV[4] ~= '' and (string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4]) then return 0 end
 if string.sub(h, 2, 9) ~= ARGV[1] then return -1 end
 local rec = ARGV[2]
 if struct.unpack('>i8', string.sub(h, 26, 33)) > struct.unpack('>i8', string.sub(rec, 26, 33)) then
@@ -40,13 +44,14 @@ return 1
 `)
 
 // touchScript: KEYS record; ARGV LastSeen and ExpiresAt (16 bytes), expiry
-// ms, new horizon (8 bytes, or "" for none). Returns 0 if missing, -1 if
+// ms, new horizon (8 bytes, or "" for none), expected key. Returns 0 if missing, -1 if
 // the expiry lies beyond the horizon (the caller must raise the auxiliary
 // keys first), 1 when touched. SETRANGE keeps the key's TTL, PEXPIREAT then
 // sets the new one.
 var touchScript = goredis.NewScript(`
-local h = redis.call('GETRANGE', KEYS[1], 0, 40)
+local h = redis.call('GETRANGE', KEYS[1], 0, 64)
 if h == '' then return 0 end
+if ARGV[4] ~= '' and (string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4]) then return 0 end
 local x = struct.unpack('>i8', string.sub(h, 26, 33))
 if ARGV[3] ~= '' and struct.unpack('>i8', ARGV[3]) > x then
   redis.call('SETRANGE', KEYS[1], 25, ARGV[3])
@@ -59,11 +64,12 @@ return 1
 `)
 
 // deleteScript: KEYS record, tombstone; ARGV tombstone, tombstone TTL ms
-// (0 for none). Returns nil if missing, else the deleted record. Of
+// (0 for none), expected key. Returns nil if missing, else the deleted record. Of
 // concurrent Deletes exactly one gets the record.
 var deleteScript = goredis.NewScript(`
 local r = redis.call('GET', KEYS[1])
 if not r then return false end
+if ARGV[3] ~= '' and (string.byte(r, 1) ~= 3 or string.sub(r, 34, 65) ~= ARGV[3]) then return false end
 redis.call('DEL', KEYS[1])
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
 return r

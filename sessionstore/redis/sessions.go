@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -13,11 +14,14 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-// Create stores s as a new session with Version 1. The handle is claimed
-// first (SET NX), then the index entries are written, then the record is
-// created by a script that fails if the key is taken, then the index
-// entries are confirmed (see the package comment). A taken key or handle is
-// ErrConflict; a session already expired is ErrInvalid.
+// Create stores s as a new session with Version 1. A session with a
+// derived handle is stored under it (see the package comment): its record
+// is created by a script that fails if the name is taken, by another
+// record or by a handle pointer. For any other session the handle is
+// claimed first (SET NX) and the record created under the key. Either way,
+// the index entries are written before the record and confirmed after it
+// (see the package comment). A taken key or handle is ErrConflict; a
+// session already expired is ErrInvalid.
 func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 	r, err := encodeRecord(s, 1)
 	if err != nil {
@@ -26,28 +30,47 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 	if !s.ExpiresAt.After(time.Now()) {
 		return fmt.Errorf("%w: session already expired at %v", sessionstore.ErrInvalid, s.ExpiresAt)
 	}
-	hk := st.handleKey(s.Handle)
-	pk := packKey(s.Key)
-	ok, err := st.client.Do(ctx, "SET", hk, pk, "NX", "PXAT", r.horizon).Result()
-	switch {
-	case errors.Is(err, goredis.Nil):
-		return fmt.Errorf("redis: create: handle %w", sessionstore.ErrConflict)
-	case err != nil:
-		return st.fail("create: claim handle", err)
-	case ok != "OK":
-		return fmt.Errorf("redis: create: claim handle: unexpected reply %v", ok)
+	// A key lives in one place only: refuse it if the other place has it.
+	// (Only sessions made with chosen keys and handles, not the BFF's, can
+	// meet there.)
+	for _, l := range st.locsOf(s.Key) {
+		if l.rk == st.locOf(s).rk {
+			continue
+		}
+		b, err := st.client.Get(ctx, l.rk).Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil):
+		case err != nil:
+			return st.fail("create", err)
+		case ownRecord(l, b):
+			return fmt.Errorf("redis: create: key %w", sessionstore.ErrConflict)
+		}
 	}
-	// From here on, a failure gives the handle back.
-	release := func() {
-		compareDeleteScript.Run(context.WithoutCancel(ctx), st.client, []string{hk}, pk)
+	l := st.locOf(s)
+	release := func() {}
+	if l.kb == "" {
+		hk := st.handleKey(s.Handle)
+		pk := packKey(s.Key)
+		ok, err := st.client.Do(ctx, "SET", hk, pk, "NX", "PXAT", r.horizon).Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			return fmt.Errorf("redis: create: handle %w", sessionstore.ErrConflict)
+		case err != nil:
+			return st.fail("create: claim handle", err)
+		case ok != "OK":
+			return fmt.Errorf("redis: create: claim handle: unexpected reply %v", ok)
+		}
+		// From here on, a failure gives the handle back.
+		release = func() {
+			compareDeleteScript.Run(context.WithoutCancel(ctx), st.client, []string{hk}, pk)
+		}
 	}
 
 	if err := st.indexAdd(ctx, s, r.horizon, "add"); err != nil {
 		release()
 		return st.fail("create: index", err)
 	}
-	res, err := createScript.Run(ctx, st.client,
-		[]string{st.recordKey(s.Key), st.tombKey(s.Key)}, r.b, r.expMs).Int()
+	res, err := createScript.Run(ctx, st.client, []string{l.rk, l.tk}, r.b, r.expMs).Int()
 	if err != nil {
 		// The record may or may not exist: keep the handle, which is
 		// harmless either way (GetByHandle checks the record).
@@ -55,6 +78,9 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 	}
 	if res == 0 {
 		release()
+		if l.kb != "" {
+			return fmt.Errorf("redis: create: key or handle %w", sessionstore.ErrConflict)
+		}
 		return fmt.Errorf("redis: create: key %w", sessionstore.ErrConflict)
 	}
 	// Confirm the index entries one millisecond higher: a List that saw the
@@ -64,7 +90,7 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 		// The session might now be live without an index entry: take it
 		// back rather than leave a session a kill by subject cannot find.
 		bg := context.WithoutCancel(ctx)
-		st.client.Del(bg, st.recordKey(s.Key))
+		st.client.Del(bg, l.rk)
 		release()
 		return st.fail("create: index", err)
 	}
@@ -73,10 +99,11 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 }
 
 // indexAdd adds (mode "add") or raises (mode "xx") the index entries of s
-// to score, in one round trip. Entries are added packed; raising also
-// raises an entry written as text before keys were packed.
+// to score, in one round trip. Entries are added in the first of their
+// forms (see members); raising also raises an entry written as text before
+// keys were packed.
 func (st *Store) indexAdd(ctx context.Context, s *sessionstore.Session, score int64, mode string) error {
-	args := append([]any{score, mode}, keyForms(s.Key)...)
+	args := append([]any{score, mode}, members(s)...)
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
 		if s.IdPSID != "" {
@@ -90,13 +117,15 @@ func (st *Store) indexAdd(ctx context.Context, s *sessionstore.Session, score in
 // raiseAux raises every auxiliary key of s (index entries, index sets,
 // handle pointer) to horizon, never lowering, never re-creating.
 func (st *Store) raiseAux(ctx context.Context, s *sessionstore.Session, horizon int64) error {
-	args := append([]any{horizon, "xx"}, keyForms(s.Key)...)
+	args := append([]any{horizon, "xx"}, members(s)...)
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
 		if s.IdPSID != "" {
 			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, args...)
 		}
-		p.Do(ctx, "PEXPIREAT", st.handleKey(s.Handle), horizon, "GT")
+		if !derived(s) {
+			p.Do(ctx, "PEXPIREAT", st.handleKey(s.Handle), horizon, "GT")
+		}
 		return nil
 	})
 	return err
@@ -107,31 +136,62 @@ func (st *Store) Get(ctx context.Context, key string) (*sessionstore.Session, er
 	if key == "" {
 		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
 	}
-	b, err := st.client.Get(ctx, st.recordKey(key)).Bytes()
-	if err != nil {
-		return nil, st.fail("get", err)
+	for _, l := range st.locsOf(key) {
+		b, err := st.client.Get(ctx, l.rk).Bytes()
+		if errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)) {
+			continue
+		}
+		if err != nil {
+			return nil, st.fail("get", err)
+		}
+		return liveRecord("get", key, b)
 	}
+	return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
+}
+
+// liveRecord decodes b, the record of key, if it is live.
+func liveRecord(op, key string, b []byte) (*sessionstore.Session, error) {
 	s, err := decodeRecord(key, b)
 	if err != nil {
-		return nil, fmt.Errorf("redis: get: %w", err)
+		return nil, fmt.Errorf("redis: %s: %w", op, err)
 	}
 	if !s.Live(time.Now()) {
-		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
+		return nil, fmt.Errorf("redis: %s: %w", op, sessionstore.ErrNotFound)
 	}
 	return s, nil
 }
 
-// GetByHandle follows the handle pointer and checks that the record it
-// reaches still carries that handle.
+// GetByHandle reads what is stored under the handle: the record of a
+// session stored there, or a handle pointer to follow. Either way it checks
+// that the record it reaches carries that handle (and, for one stored
+// under it, that the handle is derived from the key the record carries).
 func (st *Store) GetByHandle(ctx context.Context, handle string) (*sessionstore.Session, error) {
 	if handle == "" {
 		return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
 	}
-	pk, err := st.client.Get(ctx, st.handleKey(handle)).Result()
+	v, err := st.client.Get(ctx, st.handleKey(handle)).Bytes()
 	if err != nil {
 		return nil, st.fail("get by handle", err)
 	}
-	s, err := st.Get(ctx, unpackKey(pk))
+	var s *sessionstore.Session
+	if key, ok := embeddedKey(v); ok {
+		if sessionstore.HandleFromKey(key) != handle {
+			return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
+		}
+		s, err = liveRecord("get by handle", key, v)
+	} else {
+		key := unpackKey(string(v))
+		l := loc{rk: st.recordKey(key)}
+		var b []byte
+		b, err = st.client.Get(ctx, l.rk).Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)):
+			return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
+		case err != nil:
+			return nil, st.fail("get by handle", err)
+		}
+		s, err = liveRecord("get by handle", key, b)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +213,9 @@ func (st *Store) Update(ctx context.Context, s *sessionstore.Session) error {
 	if err := st.raiseAux(ctx, s, r.horizon); err != nil {
 		return st.fail("update: index", err)
 	}
-	res, err := updateScript.Run(ctx, st.client, []string{st.recordKey(s.Key)},
-		be64(s.Version), r.b, r.expMs).Int()
+	l := st.locOf(s)
+	res, err := updateScript.Run(ctx, st.client, []string{l.rk},
+		be64(s.Version), r.b, r.expMs, l.kb).Int()
 	if err != nil {
 		return st.fail("update", err)
 	}
@@ -179,11 +240,21 @@ func (st *Store) Touch(ctx context.Context, key string, lastSeen, expiresAt time
 	if expiresAt.IsZero() {
 		return fmt.Errorf("%w: touch without expiry", sessionstore.ErrInvalid)
 	}
-	rk := st.recordKey(key)
+	for _, l := range st.locsOf(key) {
+		err := st.touchAt(ctx, l, key, lastSeen, expiresAt)
+		if !errors.Is(err, sessionstore.ErrNotFound) {
+			return err
+		}
+	}
+	return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
+}
+
+// touchAt is Touch of the record at l.
+func (st *Store) touchAt(ctx context.Context, l loc, key string, lastSeen, expiresAt time.Time) error {
 	times, exp := be64(nanos(lastSeen))+be64(nanos(expiresAt)), ceilMs(expiresAt)
 	horizon := ""
 	for range 2 {
-		res, err := touchScript.Run(ctx, st.client, []string{rk}, times, exp, horizon).Int()
+		res, err := touchScript.Run(ctx, st.client, []string{l.rk}, times, exp, horizon, l.kb).Int()
 		if err != nil {
 			return st.fail("touch", err)
 		}
@@ -194,9 +265,12 @@ func (st *Store) Touch(ctx context.Context, key string, lastSeen, expiresAt time
 			return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
 		}
 		// Beyond the horizon: raise the auxiliary keys, then retry.
-		b, err := st.client.Get(ctx, rk).Bytes()
+		b, err := st.client.Get(ctx, l.rk).Bytes()
 		if err != nil {
 			return st.fail("touch", err)
+		}
+		if !ownRecord(l, b) {
+			return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
 		}
 		s, err := decodeRecord(key, b)
 		if err != nil {
@@ -226,9 +300,22 @@ func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombs
 	if tomb.TTL > 0 && ttl == 0 {
 		ttl = 1
 	}
-	raw, err := deleteScript.Run(ctx, st.client, []string{st.recordKey(key), st.tombKey(key)}, tb, ttl).Text()
-	if err != nil {
-		return nil, st.fail("delete", err)
+	var raw string
+	found := false
+	for _, l := range st.locsOf(key) {
+		// A tombstone under a handle starts with the key it is for.
+		raw, err = deleteScript.Run(ctx, st.client, []string{l.rk, l.tk}, l.kb+string(tb), ttl, l.kb).Text()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, st.fail("delete", err)
+		}
+		found = true
+		break
+	}
+	if !found {
+		return nil, fmt.Errorf("redis: delete: %w", sessionstore.ErrNotFound)
 	}
 	s, err := decodeRecord(key, []byte(raw))
 	if err != nil {
@@ -236,13 +323,15 @@ func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombs
 		return nil, fmt.Errorf("redis: delete: %w", err)
 	}
 	bg := context.WithoutCancel(ctx)
-	forms := keyForms(key)
+	forms := members(s)
 	st.client.Pipelined(bg, func(p goredis.Pipeliner) error {
 		p.ZRem(bg, st.subjectKey(s.Subject), forms...)
 		if s.IdPSID != "" {
 			p.ZRem(bg, st.sidKey(s.IdPSID), forms...)
 		}
-		compareDeleteScript.Eval(bg, p, []string{st.handleKey(s.Handle)}, forms...)
+		if !derived(s) {
+			compareDeleteScript.Eval(bg, p, []string{st.handleKey(s.Handle)}, forms...)
+		}
 		return nil
 	})
 	return s, nil
@@ -254,25 +343,41 @@ func (st *Store) Tombstone(ctx context.Context, key string) (sessionstore.Tombst
 	if key == "" {
 		return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w", sessionstore.ErrNotFound)
 	}
-	tk := st.tombKey(key)
-	var get *goredis.StringCmd
-	var pttl *goredis.DurationCmd
+	locs := st.locsOf(key)
+	gets := make([]*goredis.StringCmd, len(locs))
+	pttls := make([]*goredis.DurationCmd, len(locs))
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		get = p.Get(ctx, tk)
-		pttl = p.PTTL(ctx, tk)
+		for i, l := range locs {
+			gets[i] = p.Get(ctx, l.tk)
+			pttls[i] = p.PTTL(ctx, l.tk)
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return sessionstore.Tombstone{}, st.fail("tombstone", err)
 	}
-	var t sessionstore.Tombstone
-	if err := json.Unmarshal([]byte(get.Val()), &t); err != nil {
-		return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w: %v", sessionstore.ErrInvalid, err)
+	for i, l := range locs {
+		v, err := gets[i].Result()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return sessionstore.Tombstone{}, st.fail("tombstone", err)
+		}
+		body, ok := strings.CutPrefix(v, l.kb)
+		if !ok {
+			continue // another session's, under the same handle
+		}
+		var t sessionstore.Tombstone
+		if err := json.Unmarshal([]byte(body), &t); err != nil {
+			return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w: %v", sessionstore.ErrInvalid, err)
+		}
+		if d := pttls[i].Val(); d > 0 {
+			t.TTL = d
+		}
+		return t, nil
 	}
-	if d := pttl.Val(); d > 0 {
-		t.TTL = d
-	}
-	return t, nil
+	return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w", sessionstore.ErrNotFound)
 }
 
 // ListBySubject returns the live sessions of subject, newest first.
@@ -306,11 +411,20 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	if len(pairs) == 0 {
 		return nil, nil
 	}
+	// A member names a session key (read under the key) or a derived handle
+	// (read under the handle, whose record names the key).
 	keys := make([]string, 0, len(pairs)/2)
+	locs := make([]loc, 0, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
-		keys = append(keys, unpackKey(pairs[i]))
+		key, handle := unpackMember(pairs[i])
+		if handle != "" {
+			locs = append(locs, st.handleLoc(handle, ""))
+		} else {
+			locs = append(locs, loc{rk: st.recordKey(key)})
+		}
+		keys = append(keys, key)
 	}
-	recs, err := st.fetch(ctx, keys)
+	recs, err := st.fetch(ctx, locs)
 	if err != nil {
 		return nil, st.fail(op, err)
 	}
@@ -320,8 +434,8 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	for i, b := range recs {
 		member, score := pairs[2*i], pairs[2*i+1]
 		var s *sessionstore.Session
-		if b != nil {
-			if s, err = decodeRecord(keys[i], b); err != nil {
+		if key, ok := recordAt(locs[i], keys[i], b); ok {
+			if s, err = decodeRecord(key, b); err != nil {
 				return nil, fmt.Errorf("redis: %s: %w", op, err)
 			}
 		}
