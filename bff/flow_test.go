@@ -1,11 +1,17 @@
 package bff_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/memory"
 )
 
 func TestLoginUserLogout(t *testing.T) {
@@ -208,4 +214,31 @@ func assertJSONError(t *testing.T, resp *http.Response, status int, code string)
 		t.Errorf("error = %q, want %q", body["error"], code)
 	}
 	return body
+}
+
+// conflictingStore reports the first Create as a taken key, a fault the
+// real stores produce only on a 2^-128 collision.
+type conflictingStore struct {
+	sessionstore.Store
+	conflicts atomic.Int32
+}
+
+func (c *conflictingStore) Create(ctx context.Context, s *sessionstore.Session) error {
+	if c.conflicts.Add(1) == 1 {
+		return fmt.Errorf("test: %w", sessionstore.ErrConflict)
+	}
+	return c.Store.Create(ctx, s)
+}
+
+func TestLoginRetriesOnATakenKey(t *testing.T) {
+	store := &conflictingStore{Store: memory.New(memory.Options{})}
+	st := mustStartStack(t, stackOptions{store: store})
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+	if resp := b.api(t, "/bff/user"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/bff/user after a retried create: %d", resp.StatusCode)
+	}
+	if n := store.conflicts.Load(); n != 2 {
+		t.Errorf("%d creates, want 2", n)
+	}
 }
