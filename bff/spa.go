@@ -23,29 +23,36 @@ func (s *Server) handleSPA() http.Handler {
 			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
 		}
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
-		if name != "" && name != "index.html" {
-			if st, err := fs.Stat(s.static, name); err == nil && !st.IsDir() {
-				if strings.HasPrefix(name, "assets/") {
-					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-				} else {
-					w.Header().Set("Cache-Control", "no-cache")
-				}
-				files.ServeHTTP(w, r)
-				return nil
+		if name == "" || name == "index.html" {
+			return serveIndex(w, s.static) // a file of the build, whatever the Accept header
+		}
+		if st, err := fs.Stat(s.static, name); err == nil && !st.IsDir() {
+			if strings.HasPrefix(name, "assets/") {
+				w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+			} else {
+				w.Header().Set("Cache-Control", "no-cache")
 			}
+			files.ServeHTTP(w, r)
+			return nil
 		}
 		if !isPageNavigation(r) {
 			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
 		}
-		index, err := fs.ReadFile(s.static, "index.html")
-		if err != nil {
-			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no application is bundled", Err: err}
-		}
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(index)
-		return nil
+		return serveIndex(w, s.static)
 	})
+}
+
+// serveIndex sends the app's entry page. It is never cached without
+// revalidation, so a new release is picked up on the next load.
+func serveIndex(w http.ResponseWriter, static fs.FS) error {
+	index, err := fs.ReadFile(static, "index.html")
+	if err != nil {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no application is bundled", Err: err}
+	}
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(index)
+	return nil
 }
 
 // isPageNavigation: a GET that loads a page, by Sec-Fetch-Mode when the
