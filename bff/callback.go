@@ -149,7 +149,7 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 	}
 	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, sessionstore.PackToken(tok.AccessToken))
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+		return errSealFailed(err)
 	}
 	secrets := sessionstore.Secrets{RefreshToken: tok.RefreshToken, IDToken: rawID}
 	if secrets.RefreshToken == "" {
@@ -162,11 +162,11 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 	}
 	plain, err := sessionstore.EncodeSecrets(secrets)
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+		return errSealFailed(err)
 	}
 	sealed, err := s.sealer.Seal(sess.Key, fieldSecrets, plain)
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+		return errSealFailed(err)
 	}
 	sess.AccessToken, sess.Secrets = at, sealed
 	sess.AccessIssuedAt, sess.AccessExpiresAt = now, expiry
@@ -238,4 +238,8 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+func errSealFailed(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
 }

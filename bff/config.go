@@ -243,7 +243,7 @@ func (r Route) validate() error {
 	switch {
 	case len(r.Prefix) < 3 || !strings.HasPrefix(r.Prefix, "/") || !strings.HasSuffix(r.Prefix, "/"):
 		return fmt.Errorf("prefix %q must start and end with / and name a path, e.g. /api/", r.Prefix)
-	case strings.Trim(r.Prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/") != "" || strings.Contains(r.Prefix, "//") || ambiguousPath(r.Prefix) != "":
+	case strings.Trim(r.Prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/") != "" || ambiguousPath(r.Prefix) != "":
 		return fmt.Errorf("prefix %q may hold only letters, digits, - . _ ~ and single slashes", r.Prefix)
 	case r.Upstream == nil || r.Upstream.Host == "" || (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https"):
 		return fmt.Errorf("upstream of %s must be an absolute http(s) URL", r.Prefix)

@@ -69,28 +69,28 @@ func (s *Server) sessionCookieValue(r *http.Request) string {
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, value string, expires time.Time) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     s.cookies.session,
-		Value:    value,
-		Path:     "/",
-		Expires:  expires,
-		MaxAge:   int(time.Until(expires).Seconds()),
-		HttpOnly: true,
-		Secure:   s.cookies.secure,
-		SameSite: http.SameSiteStrictMode,
-	})
+	c := s.sessionCookie(value, int(time.Until(expires).Seconds()))
+	c.Expires = expires
+	http.SetCookie(w, c)
 }
 
 func (s *Server) expireSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, s.sessionCookie("", -1))
+}
+
+// sessionCookie carries the session cookie's attributes, the same for
+// setting and expiring it (a browser only replaces a cookie whose name,
+// path and domain match).
+func (s *Server) sessionCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
 		Name:     s.cookies.session,
-		Value:    "",
+		Value:    value,
 		Path:     "/",
-		MaxAge:   -1,
+		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   s.cookies.secure,
 		SameSite: http.SameSiteStrictMode,
-	})
+	}
 }
 
 // loginState is what the BFF remembers between /login and /callback. It
@@ -143,17 +143,7 @@ func (s *Server) setLoginCookie(w http.ResponseWriter, st loginState) error {
 	if err != nil {
 		return fmt.Errorf("seal login state: %w", err)
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Path:     s.cfg.Prefix + "/callback",
-		MaxAge:   int(loginStateLifetime.Seconds()),
-		HttpOnly: true,
-		Secure:   s.cookies.secure,
-		// Lax, not Strict: the IdP's redirect back is a cross-site top-level
-		// navigation, and a Strict cookie would not come with it.
-		SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, s.loginCookie(name, value, int(loginStateLifetime.Seconds())))
 	return nil
 }
 
@@ -169,12 +159,25 @@ func (s *Server) readLoginCookie(w http.ResponseWriter, r *http.Request, state s
 	if err != nil {
 		return st, false
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: "", Path: s.cfg.Prefix + "/callback", MaxAge: -1,
-		HttpOnly: true, Secure: s.cookies.secure, SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, s.loginCookie(name, "", -1))
 	if err := securecookie.DecodeMulti(name, c.Value, &st, s.loginCodecs...); err != nil {
 		return st, false
 	}
 	return st, true
+}
+
+// loginCookie carries a login-state cookie's attributes, the same for
+// setting and dropping it. It is sent only to the callback.
+func (s *Server) loginCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     s.cfg.Prefix + "/callback",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   s.cookies.secure,
+		// Lax, not Strict: the IdP's redirect back is a cross-site top-level
+		// navigation, and a Strict cookie would not come with it.
+		SameSite: http.SameSiteLaxMode,
+	}
 }

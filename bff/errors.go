@@ -43,6 +43,14 @@ func errUnauthenticated(code string) *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: code, Message: "sign-in required", LoginLink: true}
 }
 
+// errSessionExpired is the 401 for a session that can no longer get a
+// usable access token; err says why, for the log.
+func errSessionExpired(err error) *Error {
+	e := errUnauthenticated("session_expired")
+	e.Err = err
+	return e
+}
+
 func errCSRF(reason string) *Error {
 	return &Error{Status: http.StatusForbidden, Code: "csrf_failed", Message: reason}
 }
@@ -103,12 +111,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // isNavigation reports whether the browser is loading a page (rather than
-// fetch or XHR), so errors can be a readable page instead of JSON.
+// fetch or XHR), so errors can be a readable page instead of JSON: by
+// Sec-Fetch-Mode when the browser sends it, else a GET or HEAD accepting HTML.
 func isNavigation(r *http.Request) bool {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
 		return mode == "navigate"
 	}
-	return r.Method == http.MethodGet && acceptsHTML(r)
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && acceptsHTML(r)
 }
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>

@@ -76,17 +76,6 @@ func (h *hub) end(ev sessionstore.Event) {
 	}
 }
 
-// open reports how many requests are attached (for metrics and tests).
-func (h *hub) open() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, set := range h.byKey {
-		n += len(set)
-	}
-	return n
-}
-
 // relayEvents applies session-ended events from every instance until the
 // subscription ends.
 func (s *Server) relayEvents(events <-chan sessionstore.Event) {

@@ -26,7 +26,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	value := s.sessionCookieValue(r)
 	if value == "" || sid == "" {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
+		return errInvalidLogout()
 	}
 	key := sessionstore.KeyFromCookie(value)
 	sess, err := s.store.Get(ctx, key)
@@ -34,10 +34,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 		if err != nil && !isNotFound(err) {
 			return errStoreUnavailable(err)
 		}
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
+		return errInvalidLogout()
 	}
 	if subtle.ConstantTimeCompare([]byte(sid), []byte(sess.Handle)) != 1 {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
+		return errInvalidLogout()
 	}
 
 	ended, err := s.endSession(ctx, key, sessionstore.CauseUserLogout, "user")
@@ -72,4 +72,9 @@ func (s *Server) endSessionURL(ended *sessionstore.Session) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// errInvalidLogout refuses a logout that does not name the cookie's session.
+func errInvalidLogout() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
 }

@@ -55,11 +55,11 @@ func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (s
 	if err != nil {
 		// Sealed with a key that is no longer configured, or tampered with:
 		// the session cannot be used, and the user must sign in again.
-		return "", &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+		return "", errSessionExpired(err)
 	}
 	token, err := sessionstore.UnpackToken(plain)
 	if err != nil {
-		return "", &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+		return "", errSessionExpired(err)
 	}
 	return token, nil
 }
@@ -211,7 +211,7 @@ func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessions
 		if _, kerr := s.endSession(ctx, sess.Key, sessionstore.CauseRefreshDenied, "idp"); kerr != nil {
 			return nil, errStoreUnavailable(kerr)
 		}
-		return nil, &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+		return nil, errSessionExpired(err)
 	case errors.Is(err, errSessionGone):
 		return nil, s.endedError(ctx, sess.Key)
 	}

@@ -55,14 +55,8 @@ func serveIndex(w http.ResponseWriter, static fs.FS) error {
 	return nil
 }
 
-// isPageNavigation: a GET that loads a page, by Sec-Fetch-Mode when the
-// browser sends it, else by Accept.
+// isPageNavigation: a GET (or HEAD) that loads a page; a form POST that
+// navigates is not one.
 func isPageNavigation(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
-		return mode == "navigate"
-	}
-	return acceptsHTML(r)
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && isNavigation(r)
 }
