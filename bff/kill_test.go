@@ -228,6 +228,9 @@ func TestAdminAuthAndListing(t *testing.T) {
 	if resp, _ := st.adminDo(t, http.MethodGet, "/admin/sessions", testAdminToken); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("after repeated failures: %d, want 429", resp.StatusCode)
 	}
+	if resp, body := st.adminDo(t, http.MethodGet, "/metrics", testAdminToken); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("metrics after repeated failures: %d %.80s", resp.StatusCode, body)
+	}
 	if resp, _ := st.adminDo(t, http.MethodGet, "/healthz", ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("healthz: %d", resp.StatusCode)
 	}
@@ -255,4 +258,20 @@ func TestSessionEventsWarnBeforeTheAbsoluteTimeout(t *testing.T) {
 	resp = b.get(t, "/bff/session/events", http.Header{"Origin": {"https://evil.example"}})
 	assertJSONError(t, resp, http.StatusForbidden, "csrf_failed")
 	assertUnauthenticated(t, st.newBrowser(t).get(t, "/bff/session/events", nil), "login_required")
+}
+
+func TestMetricsCountRequestsByClass(t *testing.T) {
+	st := mustStartStack(t, stackOptions{})
+	b := st.newBrowser(t)
+	b.api(t, "/bff/user") // 401
+	b.get(t, "/", nil)    // 200
+	resp, body := st.adminDo(t, http.MethodGet, "/metrics", testAdminToken)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{`bff_http_requests_total{class="2xx"} 1`, `bff_http_requests_total{class="4xx"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

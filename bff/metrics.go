@@ -1,11 +1,18 @@
 package bff
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are created and registered once, at start-up: creating metric
 // vectors per request is a known throughput killer in auth proxies.
 type metrics struct {
-	requests           *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	// requestsByClass holds the children of requests for 1xx…5xx, resolved
+	// once: the access path then increments without a label lookup.
+	requestsByClass    [5]prometheus.Counter
 	logins             prometheus.Counter
 	refreshes          prometheus.Counter
 	refreshFailures    prometheus.Counter
@@ -37,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		adminAuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bff_admin_auth_failures_total", Help: "Admin API calls refused for bad credentials.",
 		}),
+	}
+	for i := range m.requestsByClass {
+		m.requestsByClass[i] = m.requests.WithLabelValues(fmt.Sprintf("%dxx", i+1))
 	}
 	reg.MustRegister(m.requests, m.logins, m.refreshes, m.refreshFailures, m.revocationFailures, m.sessionsEnded, m.adminAuthFailures)
 	return m

@@ -68,7 +68,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(statusClass(rec.status)).Inc()
+		s.metrics.requestsByClass[statusClass(rec.status)].Inc()
 		if s.cfg.LogRequests && s.logger.Enabled(r.Context(), slog.LevelInfo) {
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", requestID(r.Context())),
@@ -80,19 +80,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-func statusClass(code int) string {
-	switch {
-	case code < 200:
-		return "1xx"
-	case code < 300:
-		return "2xx"
-	case code < 400:
-		return "3xx"
-	case code < 500:
-		return "4xx"
-	default:
-		return "5xx"
-	}
+// statusClass is the index of the status's class in requestsByClass: 0 for
+// 1xx (and anything below) … 4 for 5xx (and anything above).
+func statusClass(code int) int {
+	return min(max(code/100, 1), 5) - 1
 }
 
 // securityHeaders applies to every response the BFF itself writes. The CSP
