@@ -127,8 +127,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// adminSession is a session as admins see it: never a token or cookie value.
-type adminSession struct {
+// AdminSession is a session as admins see it, in the admin API's JSON and
+// in the CLI that reads it: never a token or cookie value.
+type AdminSession struct {
 	Handle    string    `json:"handle"`
 	Sub       string    `json:"sub"`
 	IdPSID    string    `json:"idpSid,omitempty"`
@@ -139,8 +140,8 @@ type adminSession struct {
 	ClientIP  string    `json:"clientIp,omitempty"`
 }
 
-func toAdminSession(sess *sessionstore.Session) adminSession {
-	return adminSession{
+func toAdminSession(sess *sessionstore.Session) AdminSession {
+	return AdminSession{
 		Handle: sess.Handle, Sub: sess.Subject, IdPSID: sess.IdPSID,
 		Created: sess.CreatedAt.UTC(), LastSeen: sess.LastSeen.UTC(), Expires: sess.ExpiresAt.UTC(),
 		UserAgent: sess.UserAgent, ClientIP: sess.ClientIP,
@@ -170,7 +171,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return errStoreUnavailable(err)
 	}
-	out := make([]adminSession, 0, len(list))
+	out := make([]AdminSession, 0, len(list))
 	for _, sess := range list {
 		out = append(out, toAdminSession(sess))
 	}

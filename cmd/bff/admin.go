@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/bffproxy/bff/bff"
 )
 
 // adminUsage is the help of bff admin. It is written out rather than built
@@ -396,20 +398,6 @@ func (c *adminClient) statusError(resp *http.Response, body []byte) error {
 	return errors.New(msg)
 }
 
-// adminSession mirrors the admin API's session; only the table reads it.
-// --json prints the server's objects as they came, fields this version
-// does not know included.
-type adminSession struct {
-	Handle    string    `json:"handle"`
-	Sub       string    `json:"sub"`
-	IdPSID    string    `json:"idpSid"`
-	Created   time.Time `json:"created"`
-	LastSeen  time.Time `json:"lastSeen"`
-	Expires   time.Time `json:"expires"`
-	UserAgent string    `json:"userAgent"`
-	ClientIP  string    `json:"clientIp"`
-}
-
 // sessionPage is one answer of GET /admin/sessions; it is also the shape
 // --json prints, with every page in one document and next empty.
 type sessionPage struct {
@@ -452,7 +440,7 @@ func (c *adminClient) listSessions(ctx context.Context, subject string, asJSON b
 		}
 	}
 
-	sessions := make([]adminSession, len(all))
+	sessions := make([]bff.AdminSession, len(all))
 	for i, raw := range all {
 		if err := json.Unmarshal(raw, &sessions[i]); err != nil {
 			return fmt.Errorf("admin: unexpected session in the answer: %w", err)

@@ -121,7 +121,7 @@ BFF dev stack
 
 `, publicURL, idp.Issuer(), apiURL, publicURL, *adminListen, filepath.Join(*dir, "admin-token"), where)
 
-	err = serve(ctx, logger, cfg, store, stdout)
+	err = serve(ctx, logger, cfg, store)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -181,25 +180,6 @@ func (g *refreshGate) wrap(next http.Handler) http.Handler {
 	})
 }
 
-// procOutput collects a process's output; the process writes from its own
-// goroutines while the test may read.
-type procOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *procOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *procOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // bffProc is one `bff serve` instance. Restarts keep its addresses and
 // environment; the output of every run lands in one buffer.
 type bffProc struct {
@@ -208,7 +188,7 @@ type bffProc struct {
 	listen string // public listener
 	admin  string // admin listener
 	env    []string
-	out    *procOutput
+	out    *lockedBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -220,7 +200,7 @@ type bffProc struct {
 // extra are additional NAME=value settings.
 func (s *procStack) startBFF(t *testing.T, name, store string, extra ...string) *bffProc {
 	t.Helper()
-	p := &bffProc{t: t, name: name, listen: freeAddr(t), admin: freeAddr(t), out: &procOutput{}}
+	p := &bffProc{t: t, name: name, listen: freeAddr(t), admin: freeAddr(t), out: &lockedBuffer{}}
 	home := filepath.Join(s.tmp, "home-"+name)
 	p.env = append(cleanEnv(home),
 		"BFF_ISSUER="+s.op.Issuer(),
@@ -603,7 +583,7 @@ var (
 type redisChild struct {
 	addr string
 	cmd  *exec.Cmd
-	out  *procOutput
+	out  *lockedBuffer
 	done chan struct{}
 }
 
@@ -623,7 +603,7 @@ func startRedisChild(t *testing.T) *redisChild {
 	}
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	rs := &redisChild{addr: addr, out: &procOutput{}, done: make(chan struct{})}
+	rs := &redisChild{addr: addr, out: &lockedBuffer{}, done: make(chan struct{})}
 	rs.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	rs.cmd.Stdout, rs.cmd.Stderr = rs.out, rs.out
 	if err := rs.cmd.Start(); err != nil {

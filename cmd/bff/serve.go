@@ -37,7 +37,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer store.Close()
 	logger.Info("session store opened", slog.String("store", where))
-	return serve(ctx, logger, cfg.Config, store, stdout)
+	return serve(ctx, logger, cfg.Config, store)
 }
 
 // serve runs the public and admin listeners until ctx ends, and shuts them
@@ -45,7 +45,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // discovered (retried with backoff), /healthz is 200, /readyz and every
 // public route 503, so an orchestrator waits instead of restarting the BFF
 // in a loop while the IdP is down.
-func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, stdout io.Writer) error {
+func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store) error {
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("BFF_LISTEN: %w", err)

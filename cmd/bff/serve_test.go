@@ -163,7 +163,8 @@ func mustParse(t *testing.T, s string) *url.URL {
 	return u
 }
 
-// lockedBuffer collects the output of a server running in another goroutine.
+// lockedBuffer collects the output of a server running in another goroutine
+// or process while the test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
