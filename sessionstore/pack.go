@@ -5,7 +5,6 @@ import (
 	"compress/flate"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -33,16 +32,12 @@ import (
 //	tokenSegments  a segment count n (1..maxSegments), a mask of the shrunk
 //	               segments, the stored lengths of the first n-1 segments
 //	               (uvarints), then the stored segments; the last one runs to
-//	               the end. Shrunk segments are deflated without a
-//	               dictionary (written before tokenDict; still read)
+//	               the end; no segment is shrunk (the mask is 0)
 //	tokenDict      as tokenSegments, shrunk segments deflated against jwtDict
 //	tokenCoded     as tokenSegments, shrunk segments coded (encodeJSON)
 //
 // PackToken and EncodeSecrets write tokenSegments when no segment shrinks.
-// The format bytes are control characters, which no OAuth token starts with
-// (RFC 6749 tokens are printable ASCII), so a value sealed before tokens
-// were packed, the token itself, still unpacks: a first byte from '!' to
-// '~' means an unpacked token. The empty token packs to nothing.
+// The empty token packs to nothing.
 const (
 	tokenRaw      = 0x01
 	tokenSegments = 0x02
@@ -188,17 +183,13 @@ var writers, readers sync.Pool
 // inflate reverses deflate; with dict false it reads the segments of
 // tokenSegments, which were deflated without a dictionary. Readers are
 // pooled because a new one allocates about 40 KB, many times the token.
-func inflate(b []byte, dict bool) ([]byte, error) {
-	var d []byte
-	if dict {
-		d = jwtDictBytes
-	}
+func inflate(b []byte) ([]byte, error) {
 	src := bytes.NewReader(b)
 	r, _ := readers.Get().(io.ReadCloser)
 	if r == nil {
 		r = flate.NewReader(nil)
 	}
-	if err := r.(flate.Resetter).Reset(src, d); err != nil {
+	if err := r.(flate.Resetter).Reset(src, jwtDictBytes); err != nil {
 		return nil, err
 	}
 	defer readers.Put(r)
@@ -225,8 +216,6 @@ func UnpackToken(b []byte) (string, error) {
 		return string(b[1:]), nil
 	case c == tokenSegments || c == tokenDict || c == tokenCoded:
 		return unpackSegments(b[1:], c)
-	case '!' <= c && c <= '~':
-		return string(b), nil // sealed before tokens were packed
 	default:
 		return "", fmt.Errorf("%w: packed token: unknown format %#x", ErrInvalid, c)
 	}
@@ -240,7 +229,7 @@ func unpackSegments(b []byte, format byte) (string, error) {
 		return bad("truncated")
 	}
 	n, mask := int(b[0]), b[1]
-	if n < 1 || n > maxSegments || mask>>n != 0 {
+	if n < 1 || n > maxSegments || mask>>n != 0 || (format == tokenSegments && mask != 0) {
 		return bad("bad segment header")
 	}
 	b = b[2:]
@@ -274,7 +263,7 @@ func unpackSegments(b []byte, format byte) (string, error) {
 			if format == tokenCoded {
 				plain, err = decodeJSON(scratch[:0], seg)
 			} else {
-				plain, err = inflate(seg, format == tokenDict)
+				plain, err = inflate(seg)
 			}
 			if err != nil {
 				return bad("segment " + fmt.Sprint(i) + ": " + err.Error())
@@ -292,8 +281,7 @@ func unpackSegments(b []byte, format byte) (string, error) {
 }
 
 // Packed secrets: secretsFormat, the length of the packed refresh token
-// (uvarint), the packed refresh token, the packed ID token. Values written
-// before this format are JSON objects and still decode.
+// (uvarint), the packed refresh token, the packed ID token.
 const secretsFormat = 0x01
 
 // EncodeSecrets turns the refresh and ID token into the bytes that are
@@ -315,12 +303,6 @@ func EncodeSecrets(s Secrets) ([]byte, error) {
 // wrapping ErrInvalid.
 func DecodeSecrets(b []byte) (Secrets, error) {
 	var s Secrets
-	if len(b) > 0 && b[0] == '{' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return Secrets{}, fmt.Errorf("%w: decode secrets: %v", ErrInvalid, err)
-		}
-		return s, nil
-	}
 	if len(b) == 0 || b[0] != secretsFormat {
 		return s, fmt.Errorf("%w: decode secrets: unknown format", ErrInvalid)
 	}

@@ -5,8 +5,6 @@ import (
 	"compress/flate"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -98,22 +96,8 @@ func TestPackTokenSmaller(t *testing.T) {
 	}
 }
 
-// TestUnpackLegacy: values sealed before tokens were packed are the token
-// itself (and JSON for the secrets) and must still open.
-func TestUnpackLegacy(t *testing.T) {
-	tok := jwt(jwtHeader, idClaims, 256)
-	if got, err := UnpackToken([]byte(tok)); err != nil || got != tok {
-		t.Errorf("UnpackToken(unpacked JWT) = %q, %v", got, err)
-	}
-	legacy, _ := json.Marshal(Secrets{RefreshToken: "rt-123", IDToken: tok})
-	s, err := DecodeSecrets(legacy)
-	if err != nil || s.RefreshToken != "rt-123" || s.IDToken != tok {
-		t.Errorf("DecodeSecrets(JSON) = %+v, %v", s, err)
-	}
-}
-
-// deflatePlain deflates b without a dictionary, as EncodeSecrets did
-// before tokenDict.
+// deflatePlain deflates b without a dictionary, to show what the
+// dictionary buys.
 func deflatePlain(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	w, err := flate.NewWriter(&buf, flate.DefaultCompression)
@@ -123,24 +107,6 @@ func deflatePlain(t testing.TB, b []byte) []byte {
 	w.Write(b)
 	w.Close()
 	return buf.Bytes()
-}
-
-// TestUnpackDeflatedWithoutDict: secrets sealed before tokenDict hold
-// tokenSegments with claims deflated without a dictionary, and must still
-// open.
-func TestUnpackDeflatedWithoutDict(t *testing.T) {
-	sig := make([]byte, 256)
-	rand.Read(sig)
-	z := deflatePlain(t, []byte(idClaims))
-	b := []byte{tokenSegments, 3, 0x02}
-	b = binary.AppendUvarint(b, uint64(len(jwtHeader)))
-	b = binary.AppendUvarint(b, uint64(len(z)))
-	b = append(append(append(b, jwtHeader...), z...), sig...)
-	enc := base64.RawURLEncoding.EncodeToString
-	want := enc([]byte(jwtHeader)) + "." + enc([]byte(idClaims)) + "." + enc(sig)
-	if got, err := UnpackToken(b); err != nil || got != want {
-		t.Errorf("UnpackToken(old deflated token) = %q, %v; want %q", got, err, want)
-	}
 }
 
 // TestDictionaryPays: the claims and header of a realistic ID token deflate
@@ -158,7 +124,7 @@ func TestDictionaryPays(t *testing.T) {
 	if with[0] != tokenDict {
 		t.Errorf("packToken(ID token, squeeze) has format %#x, want tokenDict", with[0])
 	}
-	// The same token as written before tokenDict: claims deflated plain.
+	// The same token with its claims deflated without the dictionary.
 	dot1, dot2 := strings.IndexByte(tok, '.'), strings.LastIndexByte(tok, '.')
 	claims, _ := b64.DecodeString(tok[dot1+1 : dot2])
 	old := len(jwtHeader) + len(deflatePlain(t, claims)) + 256 + 5

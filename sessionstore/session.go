@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -114,8 +113,7 @@ func (s *Session) Live(now time.Time) bool {
 // each, where a varint delta needs 1 to 7) and base64'd the sealed tokens,
 // a third larger than their bytes. The format:
 //
-//	recordFormat (1 byte; a JSON record, as written before, starts with '{'
-//	              and is still read)
+//	recordFormat (1 byte)
 //	Handle, Subject, Issuer, IdPSID
 //	              Issuer a uvarint length and the bytes, the others
 //	              identifiers (see appendID)
@@ -195,23 +193,14 @@ func Encode(s *Session) ([]byte, error) {
 	return b, nil
 }
 
-// Decode reads a record written by Encode (or, before it, as JSON).
-// Malformed bytes are ErrInvalid.
+// Decode reads a record written by Encode. Malformed bytes are ErrInvalid.
 func Decode(key string, version int64, b []byte) (*Session, error) {
 	if len(b) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrInvalid, len(b), MaxRecordSize)
 	}
-	var s *Session
-	if len(b) > 0 && b[0] == '{' {
-		s = new(Session)
-		if err := json.Unmarshal(b, s); err != nil {
-			return nil, fmt.Errorf("%w: decode: %v", ErrInvalid, err)
-		}
-	} else {
-		var err error
-		if s, err = decodeBinary(b); err != nil {
-			return nil, fmt.Errorf("%w: decode: %v", ErrInvalid, err)
-		}
+	s, err := decodeBinary(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", ErrInvalid, err)
 	}
 	s.Key, s.Version = key, version
 	if err := s.validate(); err != nil {

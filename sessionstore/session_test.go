@@ -118,20 +118,6 @@ func TestEncodeSize(t *testing.T) {
 	}
 }
 
-// TestDecodeJSON: records written before the binary format still read.
-func TestDecodeJSON(t *testing.T) {
-	want := testSession()
-	j, err := json.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := Decode(want.Key, want.Version, j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameRecord(t, got, want)
-}
-
 func TestDecodeInvalid(t *testing.T) {
 	good, err := Encode(testSession())
 	if err != nil {

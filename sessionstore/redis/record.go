@@ -33,19 +33,12 @@ import (
 // handle (see the package comment), whose record key does not name the
 // whole key, and every read checks that the record carries the key asked
 // for.
-//
-// Format 1, written before, had the lengths of the encoded session and of
-// the sealed access token at [33,41) and the tokens after the session; it
-// is still read.
 const (
 	recordFormat = 2
 	offVersion   = 1
 	offTimes     = 9 // LastSeen then ExpiresAt
 	offHorizon   = 25
 	headerSize   = 33
-
-	recordFormatV1 = 1
-	headerSizeV1   = 41
 
 	recordFormatV3 = 3
 	headerSizeV3   = headerSize + packedKeySize
@@ -91,7 +84,7 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: stored record: %s", sessionstore.ErrInvalid, what)
 	}
-	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV1 && b[0] != recordFormatV3) {
+	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV3) {
 		return nil, bad("unknown format")
 	}
 	if b[0] == recordFormatV3 {
@@ -108,10 +101,8 @@ func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
 	switch b[0] {
 	case recordFormat:
 		s, err = sessionstore.Decode(key, version, b[headerSize:])
-	case recordFormatV3:
+	default: // recordFormatV3
 		s, err = sessionstore.Decode(key, version, b[headerSizeV3:])
-	default:
-		s, err = decodeV1(key, version, b)
 	}
 	if err != nil {
 		return nil, err
@@ -156,35 +147,6 @@ func recordAt(l loc, key string, b []byte) (string, bool) {
 		return "", false
 	}
 	return k, true
-}
-
-// decodeV1 reads the rest of a format 1 record: the session without its
-// tokens, then the tokens.
-func decodeV1(key string, version int64, b []byte) (*sessionstore.Session, error) {
-	if len(b) < headerSizeV1 {
-		return nil, fmt.Errorf("%w: stored record: bad header", sessionstore.ErrInvalid)
-	}
-	be := binary.BigEndian
-	lm, la := int(be.Uint32(b[33:])), int(be.Uint32(b[37:]))
-	if lm < 0 || la < 0 || lm > len(b)-headerSizeV1 || la > len(b)-headerSizeV1-lm {
-		return nil, fmt.Errorf("%w: stored record: bad header", sessionstore.ErrInvalid)
-	}
-	rest := b[headerSizeV1:]
-	s, err := sessionstore.Decode(key, version, rest[:lm])
-	if err != nil {
-		return nil, err
-	}
-	// Copies, so the caller may change them without touching b.
-	s.AccessToken = bytesOrNil(rest[lm : lm+la])
-	s.Secrets = bytesOrNil(rest[lm+la:])
-	return s, nil
-}
-
-func bytesOrNil(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return append([]byte(nil), b...)
 }
 
 // be64 is n as the 8 big-endian bytes the header and the scripts use.
