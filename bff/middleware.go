@@ -132,10 +132,8 @@ func ambiguousPath(escaped string) string {
 	if strings.Contains(escaped, "//") {
 		return "empty segment"
 	}
-	for _, seg := range strings.Split(escaped, "/") {
-		if seg == "." || seg == ".." {
-			return "dot segment"
-		}
+	if hasDotSegment(escaped) {
+		return "dot segment"
 	}
 	for i := 0; i < len(escaped); i++ {
 		if c := escaped[i]; c == '\\' || c < 0x20 || c == 0x7f {
@@ -149,6 +147,66 @@ func ambiguousPath(escaped string) string {
 		}
 	}
 	return ""
+}
+
+// hasDotSegment reports whether any segment of the escaped path is "." or
+// "..", read as it is, or after one or two rounds of percent-decoding, and
+// with any ";parameter" removed. Tomcat, Jetty and Spring treat "..;x" as
+// "..", and an upstream that decodes twice turns "%252e%252e" into "..": a
+// request for "/api/..;/admin" would leave a strip route's base path while
+// carrying the user's token.
+func hasDotSegment(escaped string) bool {
+	p := escaped
+	for round := 0; round <= 2; round++ {
+		for _, seg := range strings.FieldsFunc(p, isPathSeparator) {
+			name, _, _ := strings.Cut(seg, ";")
+			if name == "." || name == ".." {
+				return true
+			}
+		}
+		next := unescapeLenient(p)
+		if next == p {
+			break
+		}
+		p = next
+	}
+	return false
+}
+
+func isPathSeparator(r rune) bool { return r == '/' || r == '\\' }
+
+// unescapeLenient decodes every valid %XX and keeps anything else as it is,
+// as the most forgiving upstream would.
+func unescapeLenient(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }
 
 func acceptsHTML(r *http.Request) bool {
