@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,26 +43,32 @@ func (s *Server) AdminHandler() http.Handler {
 // adminAuth checks the admin bearer token in constant time (comparing
 // hashes, so not even the length leaks) and slows down guessing with a
 // per-address budget of failures.
+//
+// The token is checked before the budget, and only failures spend it: the
+// right token always works. Everyone behind one address (every loopback
+// caller, every pod behind a sidecar) shares that address's budget, so a
+// budget that also refused the right token would let anyone there lock the
+// operators out of their own kill switch.
 type adminAuth struct {
 	tokenHash [32]byte
 	enabled   bool
-
-	mu       sync.Mutex
-	failures map[string]*failureWindow
-}
-
-type failureWindow struct {
-	count int
-	start time.Time
+	failures  *addrLimiter
 }
 
 const (
+	// adminFailureLimit failures per adminFailureWindow, per address.
 	adminFailureLimit  = 10
 	adminFailureWindow = time.Minute
+	// maxTrackedAddrs bounds every per-address table of the BFF.
+	maxTrackedAddrs = 10000
 )
 
 func newAdminAuth(token string) *adminAuth {
-	return &adminAuth{tokenHash: sha256.Sum256([]byte(token)), enabled: token != "", failures: map[string]*failureWindow{}}
+	return &adminAuth{
+		tokenHash: sha256.Sum256([]byte(token)),
+		enabled:   token != "",
+		failures:  newAddrLimiter(adminFailureLimit, adminFailureWindow, maxTrackedAddrs),
+	}
 }
 
 func (a *adminAuth) check(r *http.Request) bool {
@@ -75,45 +80,22 @@ func (a *adminAuth) check(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
 }
 
-// limited reports whether addr has used up its failures; fail records one.
-func (a *adminAuth) limited(addr string, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.failures[addr]
-	return f != nil && now.Sub(f.start) < adminFailureWindow && f.count >= adminFailureLimit
-}
-
-func (a *adminAuth) fail(addr string, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.failures) > 10000 { // bounded memory under a spray of addresses
-		clear(a.failures)
-	}
-	f := a.failures[addr]
-	if f == nil || now.Sub(f.start) >= adminFailureWindow {
-		f = &failureWindow{start: now}
-		a.failures[addr] = f
-	}
-	f.count++
-}
-
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.adminAuth.check(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
 		now := s.now()
-		if s.adminAuth.limited(addr, now) {
-			w.Header().Set("Retry-After", strconv.Itoa(int(adminFailureWindow.Seconds())))
-			s.writeError(w, r, &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many failed attempts"})
+		s.metrics.adminAuthFailures.Inc()
+		if !s.adminAuth.failures.Allowed(addr, now) {
+			s.writeError(w, r, errRateLimited("too many failed attempts", s.adminAuth.failures.RetryAfter(addr, now)))
 			return
 		}
-		if !s.adminAuth.check(r) {
-			s.adminAuth.fail(addr, now)
-			s.metrics.adminAuthFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="bff-admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "message": "a valid admin bearer token is required", "requestId": requestID(r.Context())})
-			return
-		}
-		next.ServeHTTP(w, r)
+		s.adminAuth.failures.Spend(addr, now)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bff-admin"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "message": "a valid admin bearer token is required", "requestId": requestID(r.Context())})
 	})
 }
 

@@ -60,6 +60,11 @@ func errStoreUnavailable(err error) *Error {
 		Message: "session store unavailable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
 }
 
+// errRateLimited is the 429 for a client address that spent its budget.
+func errRateLimited(message string, retryAfter time.Duration) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: message, RetryAfter: max(retryAfter, time.Second)}
+}
+
 // writeError renders err as JSON (API calls and /bff endpoints) or as a small
 // HTML page (top-level navigations), with the request id, and logs it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
