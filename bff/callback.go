@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 // handleCallback finishes the login: it checks the state against the login
@@ -147,7 +148,7 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 		// so the token is still refreshed in time.
 		expiry = now.Add(s.cfg.DefaultTokenLifetime)
 	}
-	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, sessionstore.PackToken(tok.AccessToken))
+	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, tokenpack.Pack(tok.AccessToken))
 	if err != nil {
 		return errSealFailed(err)
 	}
@@ -160,7 +161,7 @@ func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID,
 			secrets.IDToken = old.IDToken
 		}
 	}
-	plain, err := sessionstore.EncodeSecrets(secrets)
+	plain, err := tokenpack.EncodeSecrets(secrets)
 	if err != nil {
 		return errSealFailed(err)
 	}
@@ -187,7 +188,7 @@ func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, 
 	if err != nil {
 		return sessionstore.Secrets{}, fmt.Errorf("open session secrets: %w", err)
 	}
-	return sessionstore.DecodeSecrets(plain)
+	return tokenpack.DecodeSecrets(plain)
 }
 
 func errLoginFailed(code, message string, err error) *Error {

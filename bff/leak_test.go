@@ -12,6 +12,7 @@ import (
 
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/sqlite"
+	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 // TestNoTokenReachesTheBrowserOrTheStore walks the whole flow — login,
@@ -147,7 +148,7 @@ func sessionTokens(t *testing.T, st *stack, subject string) []string {
 	if err != nil {
 		t.Fatalf("open access token: %v", err)
 	}
-	access, err := sessionstore.UnpackToken(at)
+	access, err := tokenpack.Unpack(at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func sessionTokens(t *testing.T, st *stack, subject string) []string {
 	if err != nil {
 		t.Fatalf("open secrets: %v", err)
 	}
-	sec, err := sessionstore.DecodeSecrets(plain)
+	sec, err := tokenpack.DecodeSecrets(plain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 const (
@@ -57,7 +58,7 @@ func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (s
 		// the session cannot be used, and the user must sign in again.
 		return "", errSessionExpired(err)
 	}
-	token, err := sessionstore.UnpackToken(plain)
+	token, err := tokenpack.Unpack(plain)
 	if err != nil {
 		return "", errSessionExpired(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 // TestMemoryPerSession measures what a session with a typical token set
@@ -226,11 +227,11 @@ func realisticSession(t *testing.T, sealer *sessionstore.Sealer, i int, jwt func
 	key := sessionstore.KeyFromCookie(randomB64(32))
 	idToken, accessToken := jwt(idTokenKind, i), jwt(accessTokenKind, i)
 	// Packed and sealed as the BFF does it (bff/callback.go, setTokens).
-	at, err := sealer.Seal(key, "access_token", sessionstore.PackToken(accessToken))
+	at, err := sealer.Seal(key, "access_token", tokenpack.Pack(accessToken))
 	if err != nil {
 		t.Error(err)
 	}
-	secrets, err := sessionstore.EncodeSecrets(sessionstore.Secrets{RefreshToken: rand.Text() + rand.Text()[:14], IDToken: idToken})
+	secrets, err := tokenpack.EncodeSecrets(sessionstore.Secrets{RefreshToken: rand.Text() + rand.Text()[:14], IDToken: idToken})
 	if err != nil {
 		t.Error(err)
 	}

@@ -46,7 +46,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,6 +54,7 @@ import (
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 // Harness opens stores of one backend for the suite.
@@ -156,11 +156,11 @@ func newFixture(t *testing.T, sealer *sessionstore.Sealer, subject string, life 
 		idToken: "id-token-" + randText(),
 	}
 	key := sessionstore.KeyFromCookie(f.cookie)
-	at, err := sealer.Seal(key, "access", []byte(f.access))
+	at, err := sealer.Seal(key, "access", tokenpack.Pack(f.access))
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets, err := json.Marshal(sessionstore.Secrets{RefreshToken: f.refresh, IDToken: f.idToken})
+	secrets, err := tokenpack.EncodeSecrets(sessionstore.Secrets{RefreshToken: f.refresh, IDToken: f.idToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1339,7 +1339,7 @@ func testNoClearTokens(t *testing.T, h Harness) {
 	// Updated, touched and deleted sessions leave data behind too.
 	upd := mustGet(t, st, fixtures[1].s.Key)
 	newAccess := "access-token-rotated-" + randText()
-	sealed, err := sealer.Seal(upd.Key, "access", []byte(newAccess))
+	sealed, err := sealer.Seal(upd.Key, "access", tokenpack.Pack(newAccess))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1364,8 +1364,12 @@ func testNoClearTokens(t *testing.T, h Harness) {
 
 	// The sealed values still open after the round trip.
 	got := mustGet(t, st, fixtures[0].s.Key)
-	if plain, err := sealer.Open(got.Key, "access", got.AccessToken); err != nil || string(plain) != fixtures[0].access {
-		t.Errorf("stored access token does not open: %v", err)
+	plain, err := sealer.Open(got.Key, "access", got.AccessToken)
+	if err != nil {
+		t.Fatalf("stored access token does not open: %v", err)
+	}
+	if access, err := tokenpack.Unpack(plain); err != nil || access != fixtures[0].access {
+		t.Errorf("stored access token unpacks to %q, %v; want the one stored", access, err)
 	}
 
 	dump := h.Dump(t, st)

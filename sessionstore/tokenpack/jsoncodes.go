@@ -1,8 +1,10 @@
-package sessionstore
+package tokenpack
 
 import (
 	"errors"
 	"strings"
+
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
 // Coded JSON (tokenCoded): a cheap compression for the JSON segments of
@@ -75,7 +77,7 @@ func encodeJSON(b []byte) ([]byte, bool) {
 		if s[i] < 0x20 {
 			return nil, false
 		}
-		if u, ok := parseUUID(s[i:min(i+36, len(s))]); ok {
+		if u, ok := ids.ParseUUID(s[i:min(i+36, len(s))]); ok {
 			out = append(append(out, codeUUID), u[:]...)
 			i += 36
 			continue
@@ -83,10 +85,10 @@ func encodeJSON(b []byte) ([]byte, bool) {
 		if n := hexRun(s[i:]); n >= minHexRun {
 			out = append(out, codeHex, byte(n))
 			for j := 0; j < n; j += 2 {
-				h, _ := lowerHex(s[i+j])
+				h, _ := ids.LowerHex(s[i+j])
 				var l byte
 				if j+1 < n {
-					l, _ = lowerHex(s[i+j+1])
+					l, _ = ids.LowerHex(s[i+j+1])
 				}
 				out = append(out, h<<4|l)
 			}
@@ -114,24 +116,12 @@ func encodeJSON(b []byte) ([]byte, bool) {
 func hexRun(s string) int {
 	n := 0
 	for n < len(s) && n < 255 {
-		if _, ok := lowerHex(s[n]); !ok {
+		if _, ok := ids.LowerHex(s[n]); !ok {
 			break
 		}
 		n++
 	}
 	return n
-}
-
-// appendUUID appends what formatUUID returns, without allocating.
-func appendUUID(out, u []byte) []byte {
-	const hex = "0123456789abcdef"
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hex[c>>4], hex[c&15])
-	}
-	return out
 }
 
 var errCoded = errors.New("bad coded JSON")
@@ -159,7 +149,7 @@ func decodeJSON(out, b []byte) ([]byte, error) {
 			if len(b)-i < 16 {
 				return nil, errCoded
 			}
-			out = appendUUID(out, b[i:i+16])
+			out = ids.AppendUUID(out, b[i:i+16])
 			i += 16
 		case c == codeHex:
 			if i >= len(b) || b[i] == 0 {

@@ -1,24 +1,29 @@
-package sessionstore
+// Package tokenpack shrinks the tokens of a session before they are sealed
+// for the store (see sessionstore.Sealer), and restores them byte for byte:
+// Pack and Unpack for the access token, EncodeSecrets and DecodeSecrets for
+// the refresh and ID token. The formats below are part of what a store
+// holds: change them only with a new format byte.
+package tokenpack
 
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
-// Packed tokens.
-//
-// Tokens are sealed one by one (see Sealer), so what is sealed is all the
+// Tokens are sealed one by one (see sessionstore.Sealer), so what is sealed is all the
 // store keeps of them, and every byte of it is paid for in every session.
 // Most tokens are JWTs: three base64url segments, a third larger than the
-// bytes they encode. PackToken therefore stores each segment decoded (a
+// bytes they encode. Pack therefore stores each segment decoded (a
 // quarter smaller), and shrinks the JSON segments (header and claims) too,
-// which are mostly the same text in every token: PackToken codes them (see
+// which are mostly the same text in every token: Pack codes them (see
 // encodeJSON), cheap to undo on every request, and EncodeSecrets deflates
 // them against a dictionary of that text (jwtDict), smaller but about
 // 10 µs to undo, paid only on refresh and logout. Secrecy is unchanged,
@@ -36,7 +41,7 @@ import (
 //	tokenDict      as tokenSegments, shrunk segments deflated against jwtDict
 //	tokenCoded     as tokenSegments, shrunk segments coded (encodeJSON)
 //
-// PackToken and EncodeSecrets write tokenSegments when no segment shrinks.
+// Pack and EncodeSecrets write tokenSegments when no segment shrinks.
 // The empty token packs to nothing.
 const (
 	tokenRaw      = 0x01
@@ -52,24 +57,19 @@ const (
 	minShrink = 16
 	// maxUnpacked bounds what a packed token may expand to, so a damaged
 	// (or hostile) deflate stream cannot exhaust memory.
-	maxUnpacked = MaxRecordSize
+	maxUnpacked = sessionstore.MaxRecordSize
 )
 
-// b64 is the alphabet of JWT segments: base64url without padding. Strict,
-// so that only canonical segments (unused bits zero) are packed and every
-// packed segment encodes back to the very same text.
-var b64 = base64.RawURLEncoding.Strict()
-
-// PackToken turns a token into the bytes that are sealed for the store:
+// Pack turns a token into the bytes that are sealed for the store:
 // JWTs and other base64url tokens decoded, anything else as it is (see
-// above). UnpackToken restores the exact string.
+// above). Unpack restores the exact string.
 //
-// PackToken codes JSON segments rather than deflating them: the access
+// Pack codes JSON segments rather than deflating them: the access
 // token is unpacked on every proxied request, where inflating would cost
 // about 10 µs (building each segment's Huffman tables) and coding costs
 // under 1 µs, while the refresh and ID tokens (EncodeSecrets) are read only
 // on refresh and logout.
-func PackToken(token string) []byte { return packToken(token, false) }
+func Pack(token string) []byte { return packToken(token, false) }
 
 func packToken(token string, squeeze bool) []byte {
 	if token == "" {
@@ -101,10 +101,10 @@ func packSegments(token string, squeeze bool) ([]byte, bool) {
 	segs := make([][]byte, 0, n)
 	var mask byte
 	for i, seg := range strings.Split(token, ".") {
-		if !isBase64URL(seg) {
+		if !ids.IsBase64URL(seg) {
 			return nil, false
 		}
-		dec, err := b64.DecodeString(seg)
+		dec, err := ids.B64.DecodeString(seg)
 		if err != nil {
 			return nil, false
 		}
@@ -139,18 +139,6 @@ func packSegments(token string, squeeze bool) ([]byte, bool) {
 		out = append(out, s...)
 	}
 	return out, true
-}
-
-// isBase64URL reports whether s uses only the base64url alphabet. The
-// decoder alone is not enough: it skips '\r' and '\n'.
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // deflate compresses b as a raw deflate stream against jwtDict, with a
@@ -205,9 +193,9 @@ func inflate(b []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// UnpackToken reverses PackToken. Bytes that PackToken cannot have made are
-// an error wrapping ErrInvalid.
-func UnpackToken(b []byte) (string, error) {
+// Unpack reverses Pack. Bytes that Pack cannot have made are
+// an error wrapping sessionstore.ErrInvalid.
+func Unpack(b []byte) (string, error) {
 	if len(b) == 0 {
 		return "", nil
 	}
@@ -217,13 +205,13 @@ func UnpackToken(b []byte) (string, error) {
 	case c == tokenSegments || c == tokenDict || c == tokenCoded:
 		return unpackSegments(b[1:], c)
 	default:
-		return "", fmt.Errorf("%w: packed token: unknown format %#x", ErrInvalid, c)
+		return "", fmt.Errorf("%w: packed token: unknown format %#x", sessionstore.ErrInvalid, c)
 	}
 }
 
 func unpackSegments(b []byte, format byte) (string, error) {
 	bad := func(what string) (string, error) {
-		return "", fmt.Errorf("%w: packed token: %s", ErrInvalid, what)
+		return "", fmt.Errorf("%w: packed token: %s", sessionstore.ErrInvalid, what)
 	}
 	if len(b) < 2 {
 		return bad("truncated")
@@ -269,13 +257,13 @@ func unpackSegments(b []byte, format byte) (string, error) {
 				return bad("segment " + fmt.Sprint(i) + ": " + err.Error())
 			}
 		}
-		if len(out)+1+b64.EncodedLen(len(plain)) > maxUnpacked {
+		if len(out)+1+ids.B64.EncodedLen(len(plain)) > maxUnpacked {
 			return bad("too large")
 		}
 		if i > 0 {
 			out = append(out, '.')
 		}
-		out = b64.AppendEncode(out, plain)
+		out = ids.B64.AppendEncode(out, plain)
 	}
 	return string(out), nil
 }
@@ -285,12 +273,12 @@ func unpackSegments(b []byte, format byte) (string, error) {
 const secretsFormat = 0x01
 
 // EncodeSecrets turns the refresh and ID token into the bytes that are
-// sealed for the store, each token packed like PackToken but its JSON
+// sealed for the store, each token packed like Pack but its JSON
 // segments (header and claims of a JWT) deflated against jwtDict when that
 // makes it smaller than coding: a typical JWT ID token shrinks by half, where JSON would keep it
 // whole.
 // DecodeSecrets reverses it.
-func EncodeSecrets(s Secrets) ([]byte, error) {
+func EncodeSecrets(s sessionstore.Secrets) ([]byte, error) {
 	rt, it := packToken(s.RefreshToken, true), packToken(s.IDToken, true)
 	out := make([]byte, 0, 1+binary.MaxVarintLen64+len(rt)+len(it))
 	out = append(out, secretsFormat)
@@ -300,23 +288,23 @@ func EncodeSecrets(s Secrets) ([]byte, error) {
 }
 
 // DecodeSecrets reverses EncodeSecrets. Malformed bytes are an error
-// wrapping ErrInvalid.
-func DecodeSecrets(b []byte) (Secrets, error) {
-	var s Secrets
+// wrapping sessionstore.ErrInvalid.
+func DecodeSecrets(b []byte) (sessionstore.Secrets, error) {
+	var s sessionstore.Secrets
 	if len(b) == 0 || b[0] != secretsFormat {
-		return s, fmt.Errorf("%w: decode secrets: unknown format", ErrInvalid)
+		return s, fmt.Errorf("%w: decode secrets: unknown format", sessionstore.ErrInvalid)
 	}
 	l, k := binary.Uvarint(b[1:])
 	if k <= 0 || l > uint64(len(b)-1-k) {
-		return s, fmt.Errorf("%w: decode secrets: bad length", ErrInvalid)
+		return s, fmt.Errorf("%w: decode secrets: bad length", sessionstore.ErrInvalid)
 	}
 	rest := b[1+k:]
 	var err error
-	if s.RefreshToken, err = UnpackToken(rest[:l]); err != nil {
-		return Secrets{}, fmt.Errorf("decode secrets: refresh token: %w", err)
+	if s.RefreshToken, err = Unpack(rest[:l]); err != nil {
+		return sessionstore.Secrets{}, fmt.Errorf("decode secrets: refresh token: %w", err)
 	}
-	if s.IDToken, err = UnpackToken(rest[l:]); err != nil {
-		return Secrets{}, fmt.Errorf("decode secrets: ID token: %w", err)
+	if s.IDToken, err = Unpack(rest[l:]); err != nil {
+		return sessionstore.Secrets{}, fmt.Errorf("decode secrets: ID token: %w", err)
 	}
 	return s, nil
 }

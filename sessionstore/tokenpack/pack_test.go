@@ -1,4 +1,4 @@
-package sessionstore
+package tokenpack
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
 // jwt builds a JWS-shaped token from a JSON header and payload and a random
@@ -66,9 +69,9 @@ func TestPackTokenRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for _, squeeze := range []bool{false, true} {
 				b := packToken(tok, squeeze)
-				got, err := UnpackToken(b)
+				got, err := Unpack(b)
 				if err != nil {
-					t.Fatalf("UnpackToken(packToken(%q, %v)): %v", tok, squeeze, err)
+					t.Fatalf("Unpack(packToken(%q, %v)): %v", tok, squeeze, err)
 				}
 				if got != tok {
 					t.Fatalf("round trip (squeeze %v) = %q, want %q", squeeze, got, tok)
@@ -85,14 +88,14 @@ func TestPackTokenRoundTrip(t *testing.T) {
 // and its claims are deflated in the secrets.
 func TestPackTokenSmaller(t *testing.T) {
 	tok := jwt(jwtHeader, idClaims, 256)
-	if b := PackToken(tok); b[0] != tokenCoded || len(b) > len(tok)*2/3 {
-		t.Errorf("PackToken(JWT of %d bytes) = %d bytes (format %#x), want coded, under two thirds", len(tok), len(b), b[0])
+	if b := Pack(tok); b[0] != tokenCoded || len(b) > len(tok)*2/3 {
+		t.Errorf("Pack(JWT of %d bytes) = %d bytes (format %#x), want coded, under two thirds", len(tok), len(b), b[0])
 	}
 	if b := packToken(tok, true); len(b) > len(tok)*2/3 {
 		t.Errorf("packToken(JWT of %d bytes, squeeze) = %d bytes, want under two thirds", len(tok), len(b))
 	}
-	if b := PackToken("not a jwt!"); b[0] != tokenRaw {
-		t.Errorf("PackToken(not base64url) has format %#x, want raw", b[0])
+	if b := Pack("not a jwt!"); b[0] != tokenRaw {
+		t.Errorf("Pack(not base64url) has format %#x, want raw", b[0])
 	}
 }
 
@@ -126,7 +129,7 @@ func TestDictionaryPays(t *testing.T) {
 	}
 	// The same token with its claims deflated without the dictionary.
 	dot1, dot2 := strings.IndexByte(tok, '.'), strings.LastIndexByte(tok, '.')
-	claims, _ := b64.DecodeString(tok[dot1+1 : dot2])
+	claims, _ := ids.B64.DecodeString(tok[dot1+1 : dot2])
 	old := len(jwtHeader) + len(deflatePlain(t, claims)) + 256 + 5
 	if len(with) > old-100 {
 		t.Errorf("ID token of %d chars packs to %d bytes with the dictionary, %d without: want 100 fewer", len(tok), len(with), old)
@@ -160,7 +163,7 @@ func TestCodedJSON(t *testing.T) {
 }
 
 func TestUnpackGarbage(t *testing.T) {
-	tok := PackToken(jwt(jwtHeader, idClaims, 256))
+	tok := Pack(jwt(jwtHeader, idClaims, 256))
 	cases := map[string][]byte{
 		"unknown format":        {0x07, 'a'},
 		"high byte":             {0xff},
@@ -185,11 +188,11 @@ func TestUnpackGarbage(t *testing.T) {
 		if name == "truncated JWT" {
 			// Cutting a packed JWT short leaves a shorter signature, not an
 			// error: only the seal protects integrity. Just no panic.
-			UnpackToken(b)
+			Unpack(b)
 			continue
 		}
-		if _, err := UnpackToken(b); !errors.Is(err, ErrInvalid) {
-			t.Errorf("UnpackToken(%s) error = %v, want ErrInvalid", name, err)
+		if _, err := Unpack(b); !errors.Is(err, sessionstore.ErrInvalid) {
+			t.Errorf("Unpack(%s) error = %v, want sessionstore.ErrInvalid", name, err)
 		}
 	}
 	for name, b := range map[string][]byte{
@@ -200,8 +203,8 @@ func TestUnpackGarbage(t *testing.T) {
 		"bad refresh":      {secretsFormat, 1, 0x07},
 		"bad ID token":     {secretsFormat, 0, 0x07},
 	} {
-		if _, err := DecodeSecrets(b); !errors.Is(err, ErrInvalid) {
-			t.Errorf("DecodeSecrets(%s) error = %v, want ErrInvalid", name, err)
+		if _, err := DecodeSecrets(b); !errors.Is(err, sessionstore.ErrInvalid) {
+			t.Errorf("DecodeSecrets(%s) error = %v, want sessionstore.ErrInvalid", name, err)
 		}
 	}
 }
@@ -210,7 +213,7 @@ func TestSecretsRoundTrip(t *testing.T) {
 	cases := packCases()
 	for _, rt := range []string{"", "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGH", cases["JWT"], "\x00"} {
 		for name, it := range cases {
-			want := Secrets{RefreshToken: rt, IDToken: it}
+			want := sessionstore.Secrets{RefreshToken: rt, IDToken: it}
 			b, err := EncodeSecrets(want)
 			if err != nil {
 				t.Fatal(err)
@@ -230,33 +233,33 @@ func FuzzPackToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		for _, squeeze := range []bool{false, true} {
 			b := packToken(tok, squeeze)
-			got, err := UnpackToken(b)
+			got, err := Unpack(b)
 			if err != nil || got != tok {
 				t.Fatalf("packToken(%q, %v) round trip = %q, %v", tok, squeeze, got, err)
 			}
 		}
-		sb, _ := EncodeSecrets(Secrets{RefreshToken: tok, IDToken: tok + "." + tok})
+		sb, _ := EncodeSecrets(sessionstore.Secrets{RefreshToken: tok, IDToken: tok + "." + tok})
 		s, err := DecodeSecrets(sb)
 		if err != nil || s.RefreshToken != tok || s.IDToken != tok+"."+tok {
 			t.Fatalf("secrets round trip of %q = %+v, %v", tok, s, err)
 		}
 		// The same bytes as a packed value: garbage must fail cleanly.
-		if _, err := UnpackToken([]byte(tok)); err != nil && !errors.Is(err, ErrInvalid) {
-			t.Fatalf("UnpackToken(%q) error %v does not wrap ErrInvalid", tok, err)
+		if _, err := Unpack([]byte(tok)); err != nil && !errors.Is(err, sessionstore.ErrInvalid) {
+			t.Fatalf("Unpack(%q) error %v does not wrap sessionstore.ErrInvalid", tok, err)
 		}
-		if _, err := DecodeSecrets([]byte(tok)); err != nil && !errors.Is(err, ErrInvalid) {
-			t.Fatalf("DecodeSecrets(%q) error %v does not wrap ErrInvalid", tok, err)
+		if _, err := DecodeSecrets([]byte(tok)); err != nil && !errors.Is(err, sessionstore.ErrInvalid) {
+			t.Fatalf("DecodeSecrets(%q) error %v does not wrap sessionstore.ErrInvalid", tok, err)
 		}
 		for _, f := range []byte{tokenSegments, tokenDict, tokenCoded} {
 			b := append([]byte{f, 1, 1}, tok...)
-			if _, err := UnpackToken(b); err != nil && !errors.Is(err, ErrInvalid) {
-				t.Fatalf("UnpackToken(%q) error %v does not wrap ErrInvalid", b, err)
+			if _, err := Unpack(b); err != nil && !errors.Is(err, sessionstore.ErrInvalid) {
+				t.Fatalf("Unpack(%q) error %v does not wrap sessionstore.ErrInvalid", b, err)
 			}
 		}
 		// And a valid packed token with its tail cut must not panic.
 		for _, b := range [][]byte{packToken(tok, true), packToken(tok, false), sb} {
 			for i := range min(len(b), 8) {
-				UnpackToken(b[:len(b)-i])
+				Unpack(b[:len(b)-i])
 				DecodeSecrets(bytes.Clone(b[:len(b)-i]))
 			}
 		}
@@ -271,10 +274,10 @@ const accessClaims = `{"iss":"https://login.example.com/realms/main","sub":"5f0c
 func BenchmarkUnpackToken(b *testing.B) {
 	header := `{"alg":"RS256","kid":"5d7c1f0c4b2e8a9d3f6e1b7a0c2d4e6f8a1b3c5d","typ":"JWT"}`
 	tok := jwt(header, accessClaims, 256)
-	p := PackToken(tok)
+	p := Pack(tok)
 	b.ReportAllocs()
 	for b.Loop() {
-		if got, err := UnpackToken(p); err != nil || len(got) != len(tok) {
+		if got, err := Unpack(p); err != nil || len(got) != len(tok) {
 			b.Fatal(got, err)
 		}
 	}
