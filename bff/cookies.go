@@ -167,12 +167,17 @@ func (s *Server) readLoginCookie(w http.ResponseWriter, r *http.Request, state s
 }
 
 // loginCookie carries a login-state cookie's attributes, the same for
-// setting and dropping it. It is sent only to the callback.
+// setting and dropping it.
+//
+// Path is "/", not the callback's path: RFC 6265bis makes browsers drop a
+// __Host- cookie with any other path, and the prefix is what stops a sibling
+// subdomain from planting a login state of its own (login CSRF). The cookie's
+// name binds it to its state, and only the callback reads it.
 func (s *Server) loginCookie(name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name:     name,
 		Value:    value,
-		Path:     s.cfg.Prefix + "/callback",
+		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   s.cookies.secure,

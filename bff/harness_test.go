@@ -46,6 +46,7 @@ type stackOptions struct {
 	configure           func(*bff.Config)
 	upstream            http.Handler // replaces the demo API behind /api/
 	tamperProvider      func(*bff.Provider)
+	tls                 bool // serve the BFF over https with an https public URL
 }
 
 func mustStartStack(t testing.TB, opts stackOptions) *stack {
@@ -56,6 +57,9 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	st := &stack{logs: &syncBuffer{}}
 	st.bff = httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + st.bff.Listener.Addr().String()
+	if opts.tls {
+		publicURL = "https://" + st.bff.Listener.Addr().String()
+	}
 
 	if opts.accessTokenLifetime == 0 {
 		opts.accessTokenLifetime = time.Minute
@@ -117,7 +121,11 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 		t.Fatalf("bff.New: %v", err)
 	}
 	st.bff.Config.Handler = st.server.Handler()
-	st.bff.Start()
+	if opts.tls {
+		st.bff.StartTLS()
+	} else {
+		st.bff.Start()
+	}
 	t.Cleanup(st.bff.Close)
 	st.admin = httptest.NewServer(st.server.AdminHandler())
 	t.Cleanup(st.admin.Close)
@@ -146,9 +154,13 @@ func (st *stack) newBrowser(t testing.TB) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &browser{st: st}
+	next := http.DefaultTransport
+	if st.bff.TLS != nil {
+		next = st.bff.Client().Transport // trusts the test certificate
+	}
 	b.Client = &http.Client{
 		Jar:           jar,
-		Transport:     &recordingTransport{b: b, next: http.DefaultTransport},
+		Transport:     &recordingTransport{b: b, next: next},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
