@@ -95,7 +95,8 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 		}
 		s.adminAuth.failures.Spend(addr, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bff-admin"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized", "message": "a valid admin bearer token is required", "requestId": requestID(r.Context())})
+		e := errAdminUnauthorized()
+		writeJSON(w, e.Status, map[string]string{"error": e.Code, "message": e.Message, "requestId": requestID(r.Context())})
 	})
 }
 
@@ -103,7 +104,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "session store unreachable", Err: err}
+		return errNotReady(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "issuer": s.idp.Issuer})
 	return nil
@@ -140,7 +141,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 	if q.Has("sub") {
 		sub := q.Get("sub")
 		if sub == "" {
-			return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "sub must not be empty"}
+			return errEmptySubject()
 		}
 		list, err = s.store.ListBySubject(r.Context(), sub)
 	} else {
@@ -166,7 +167,7 @@ func (s *Server) handleKillSession(w http.ResponseWriter, r *http.Request) error
 	handle := r.PathValue("handle")
 	sess, err := s.store.GetByHandle(r.Context(), handle)
 	if isNotFound(err) || handle == "" {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no live session with that handle"}
+		return errUnknownHandle()
 	}
 	if err != nil {
 		return errStoreUnavailable(err)
@@ -186,7 +187,7 @@ func (s *Server) handleKillSession(w http.ResponseWriter, r *http.Request) error
 func (s *Server) handleKillUser(w http.ResponseWriter, r *http.Request) error {
 	sub := r.PathValue("sub")
 	if strings.TrimSpace(sub) == "" {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "sub must not be empty"}
+		return errEmptySubject()
 	}
 	list, err := s.store.ListBySubject(r.Context(), sub)
 	if err != nil {

@@ -35,7 +35,7 @@ func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) error
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
 	if !s.backchannelLimit.Allow() {
-		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: "too many logout requests", RetryAfter: time.Second}
+		return errRateLimited("too many logout requests", time.Second)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	raw := r.PostFormValue("logout_token")
@@ -96,8 +96,4 @@ func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 	return nil
-}
-
-func errBadLogoutToken(err error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_logout_token", Message: "logout token rejected", Err: err}
 }

@@ -26,13 +26,12 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 
 	if code := q.Get("error"); code != "" {
-		return &Error{Status: http.StatusBadRequest, Code: "idp_error",
-			Message: "The identity provider did not complete the sign-in (" + idpErrorText(code) + ")."}
+		return errIdPError(idpErrorText(code))
 	}
 	state := q.Get("state")
 	st, ok := s.readLoginCookie(w, r, state)
 	if !ok || subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
-		return errLoginFailed("unknown_state", "This sign-in link is unknown or has expired.", nil)
+		return errUnknownState()
 	}
 	// The cookie is dropped above, but a copy of it could be replayed with
 	// the same callback URL: remember every state used, across instances.
@@ -41,34 +40,32 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		return errStoreUnavailable(err)
 	}
 	if !first {
-		return errLoginFailed("state_reused", "This sign-in link was already used.", nil)
+		return errStateReused()
 	}
 	if iss := q.Get("iss"); iss != "" || s.idp.IssParameterSupported {
 		if iss != s.idp.Issuer {
-			return errLoginFailed("issuer_mismatch", "The sign-in response came from an unexpected identity provider.",
-				fmt.Errorf("iss parameter %q, want %q", iss, s.idp.Issuer))
+			return errIssuerMismatch(fmt.Errorf("iss parameter %q, want %q", iss, s.idp.Issuer))
 		}
 	}
 	code := q.Get("code")
 	if code == "" {
-		return errLoginFailed("missing_code", "The sign-in response is incomplete.", nil)
+		return errMissingCode()
 	}
 
 	tok, err := s.idp.OAuth2.Exchange(s.idp.clientContext(ctx), code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
-		return &Error{Status: http.StatusBadGateway, Code: "code_exchange_failed",
-			Message: "The identity provider refused or failed the sign-in.", Err: describeTokenError(err)}
+		return errCodeExchange(describeTokenError(err))
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return &Error{Status: http.StatusBadGateway, Code: "no_id_token", Message: "The identity provider sent no ID token."}
+		return errNoIDToken()
 	}
 	idToken, err := s.idp.IDTokens.Verify(s.idp.clientContext(ctx), rawID)
 	if err != nil {
-		return errLoginFailed("invalid_id_token", "The identity provider's ID token is not valid.", err)
+		return errInvalidIDToken(err)
 	}
 	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(st.Nonce)) != 1 {
-		return errLoginFailed("nonce_mismatch", "The ID token does not belong to this sign-in.", nil)
+		return errNonceMismatch()
 	}
 	var claims struct {
 		SID               string `json:"sid"`
@@ -77,7 +74,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		PreferredUsername string `json:"preferred_username"`
 	}
 	if err := idToken.Claims(&claims); err != nil {
-		return errLoginFailed("invalid_id_token", "The identity provider's ID token is not valid.", err)
+		return errInvalidIDToken(err)
 	}
 
 	// One browser, one session: end the one this browser had, if any.
@@ -191,10 +188,6 @@ func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, 
 	return tokenpack.DecodeSecrets(plain)
 }
 
-func errLoginFailed(code, message string, err error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: code, Message: message, Err: err}
-}
-
 // idpErrorText shows only error codes defined by OAuth 2.0 and OpenID
 // Connect; anything else the IdP (or an attacker crafting the link) put in
 // the URL is not echoed.
@@ -239,8 +232,4 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-func errSealFailed(err error) *Error {
-	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
 }

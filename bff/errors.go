@@ -38,21 +38,35 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errors the handlers share.
-func errUnauthenticated(code string) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: code, Message: "sign-in required", LoginLink: true}
+// The client error codes. Every error a client can see is built by one of
+// the constructors below, each with its status, code and message in one
+// literal; nowhere else in the package is an Error literal written. The
+// README's table of error codes is checked against them (errors_test.go).
+
+// Sessions and their guards.
+
+func errLoginRequired() *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "login_required", Message: "sign-in required", LoginLink: true}
 }
 
 // errSessionExpired is the 401 for a session that can no longer get a
-// usable access token; err says why, for the log.
+// usable access token, or that timed out; err says why, for the log.
 func errSessionExpired(err error) *Error {
-	e := errUnauthenticated("session_expired")
-	e.Err = err
-	return e
+	return &Error{Status: http.StatusUnauthorized, Code: "session_expired", Message: "sign-in required", LoginLink: true, Err: err}
+}
+
+// errSessionEnded is the 401 for a session ended by logout, an admin kill or
+// the IdP.
+func errSessionEnded() *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "session_ended", Message: "sign-in required", LoginLink: true}
 }
 
 func errCSRF(reason string) *Error {
 	return &Error{Status: http.StatusForbidden, Code: "csrf_failed", Message: reason}
+}
+
+func errBadPath(reason string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "bad_path", Message: "path not allowed: " + reason}
 }
 
 func errStoreUnavailable(err error) *Error {
@@ -60,9 +74,134 @@ func errStoreUnavailable(err error) *Error {
 		Message: "session store unavailable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
 }
 
+// errCanceled is for a client that went away before its answer: 499,
+// nginx's "client closed request", so the log does not mistake it for a
+// failure of ours (it is below 500).
+func errCanceled(err error) *Error {
+	return &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: err}
+}
+
+func errInternal(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
+}
+
+func errNotFound() *Error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+}
+
+func errNoApp(err error) *Error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no application is bundled", Err: err}
+}
+
+// Login and callback. Their messages are shown on an HTML page.
+
+func errLoginStart(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not start sign-in", Err: err}
+}
+
+// errIdPError reports the IdP's refusal; text must be a code defined by
+// OAuth 2.0 or OpenID Connect (idpErrorText), never the IdP's own words.
+func errIdPError(text string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "idp_error",
+		Message: "The identity provider did not complete the sign-in (" + text + ")."}
+}
+
+func errUnknownState() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "unknown_state", Message: "This sign-in link is unknown or has expired."}
+}
+
+func errStateReused() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "state_reused", Message: "This sign-in link was already used."}
+}
+
+func errIssuerMismatch(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "issuer_mismatch",
+		Message: "The sign-in response came from an unexpected identity provider.", Err: err}
+}
+
+func errMissingCode() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "missing_code", Message: "The sign-in response is incomplete."}
+}
+
+func errCodeExchange(err error) *Error {
+	return &Error{Status: http.StatusBadGateway, Code: "code_exchange_failed",
+		Message: "The identity provider refused or failed the sign-in.", Err: err}
+}
+
+func errNoIDToken() *Error {
+	return &Error{Status: http.StatusBadGateway, Code: "no_id_token", Message: "The identity provider sent no ID token."}
+}
+
+func errInvalidIDToken(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_id_token", Message: "The identity provider's ID token is not valid.", Err: err}
+}
+
+func errNonceMismatch() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "nonce_mismatch", Message: "The ID token does not belong to this sign-in."}
+}
+
+func errSealFailed(err error) *Error {
+	return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not store the session", Err: err}
+}
+
 // errRateLimited is the 429 for a client address that spent its budget.
 func errRateLimited(message string, retryAfter time.Duration) *Error {
 	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: message, RetryAfter: max(retryAfter, time.Second)}
+}
+
+// Logout.
+
+// errInvalidLogout refuses a logout that does not name the cookie's session.
+func errInvalidLogout() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
+}
+
+func errBadLogoutToken(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_logout_token", Message: "logout token rejected", Err: err}
+}
+
+// Refresh and proxy.
+
+func errRefreshInProgress(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "refresh_in_progress",
+		Message: "the session's tokens are being refreshed; try again shortly", Err: err, RetryAfter: 2 * time.Second}
+}
+
+func errIdPUnavailable(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "idp_unavailable",
+		Message: "the identity provider is unreachable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
+}
+
+func errMethodNotAllowed() *Error {
+	return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"}
+}
+
+func errUpstreamTimeout(err error) *Error {
+	return &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the API did not answer in time", Err: err}
+}
+
+func errUpstreamUnavailable(err error) *Error {
+	return &Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the API is unreachable", Err: err}
+}
+
+// Admin listener.
+
+// errAdminUnauthorized is written by requireAdmin itself, with a Bearer
+// challenge instead of the browser-facing one.
+func errAdminUnauthorized() *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid admin bearer token is required"}
+}
+
+func errEmptySubject() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "sub must not be empty"}
+}
+
+func errUnknownHandle() *Error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no live session with that handle"}
+}
+
+func errNotReady(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "session store unreachable", Err: err}
 }
 
 // writeError renders err as JSON (API calls and /bff endpoints) or as a small
@@ -70,7 +209,7 @@ func errRateLimited(message string, retryAfter time.Duration) *Error {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal error", Err: err}
+		e = errInternal(err)
 	}
 	id := requestID(r.Context())
 	level := slog.LevelInfo
@@ -141,10 +280,10 @@ var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 // like a logout.
 func storeErr(err error) *Error {
 	if errors.Is(err, context.Canceled) {
-		return &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: err}
+		return errCanceled(err)
 	}
 	if errors.Is(err, sessionstore.ErrNotFound) {
-		return errUnauthenticated("login_required")
+		return errLoginRequired()
 	}
 	return errStoreUnavailable(err)
 }

@@ -19,7 +19,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		ReturnTo: safeReturnTo(r.URL.Query().Get("returnTo")),
 	}
 	if err := s.setLoginCookie(w, st); err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: "could not start sign-in", Err: err}
+		return errLoginStart(err)
 	}
 	target := s.idp.OAuth2.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier))
 	w.Header().Set("Cache-Control", "no-store")

@@ -73,8 +73,3 @@ func (s *Server) endSessionURL(ended *sessionstore.Session) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
-
-// errInvalidLogout refuses a logout that does not name the cookie's session.
-func errInvalidLogout() *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_logout", Message: "This sign-out link is not valid for this session."}
-}

@@ -112,7 +112,7 @@ func securityHeaders(next http.Handler) http.Handler {
 func (s *Server) rejectAmbiguousPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if reason := ambiguousPath(r.URL.EscapedPath()); reason != "" {
-			s.writeError(w, r, &Error{Status: http.StatusBadRequest, Code: "bad_path", Message: "path not allowed: " + reason})
+			s.writeError(w, r, errBadPath(reason))
 			return
 		}
 		next.ServeHTTP(w, r)

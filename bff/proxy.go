@@ -74,7 +74,7 @@ func (s *Server) proxy(route Route) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if len(route.Methods) > 0 && !slices.Contains(route.Methods, r.Method) {
 			w.Header().Set("Allow", strings.Join(route.Methods, ", "))
-			return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"}
+			return errMethodNotAllowed()
 		}
 		ctx := r.Context()
 		if route.Token == TokenNone {
@@ -104,11 +104,11 @@ func upstreamError(ctx context.Context, route Route, err error) *Error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: err}
+		return errCanceled(err)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the API did not answer in time", Err: err}
+		return errUpstreamTimeout(err)
 	default:
-		return &Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Message: "the API is unreachable", Err: err}
+		return errUpstreamUnavailable(err)
 	}
 }
 

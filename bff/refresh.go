@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -86,7 +85,7 @@ func (s *Server) refresh(ctx context.Context, sess *sessionstore.Session) (*sess
 		}
 		return res.Val.(*sessionstore.Session), nil
 	case <-ctx.Done():
-		return nil, &Error{Status: 499, Code: "canceled", Message: "request canceled", Err: ctx.Err()}
+		return nil, errCanceled(ctx.Err())
 	}
 }
 
@@ -226,12 +225,10 @@ func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessions
 		return nil, e
 	}
 	if errors.Is(err, errRefreshBusy) {
-		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "refresh_in_progress",
-			Message: "the session's tokens are being refreshed; try again shortly", Err: err, RetryAfter: 2 * time.Second}
+		return nil, errRefreshInProgress(err)
 	}
 	if errors.Is(err, sessionstore.ErrUnavailable) {
 		return nil, errStoreUnavailable(err)
 	}
-	return nil, &Error{Status: http.StatusServiceUnavailable, Code: "idp_unavailable",
-		Message: "the identity provider is unreachable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
+	return nil, errIdPUnavailable(err)
 }

@@ -41,5 +41,5 @@ func (s *Server) routes() http.Handler {
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) error {
-	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+	return errNotFound()
 }

@@ -159,7 +159,7 @@ func (s *Server) handle(f handlerFunc) http.Handler {
 func (s *Server) loadSession(ctx context.Context, r *http.Request) (*sessionstore.Session, error) {
 	value := s.sessionCookieValue(r)
 	if value == "" {
-		return nil, errUnauthenticated("login_required")
+		return nil, errLoginRequired()
 	}
 	key := sessionstore.KeyFromCookie(value)
 	sess, err := s.store.Get(ctx, key)
@@ -179,13 +179,13 @@ func (s *Server) loadSession(ctx context.Context, r *http.Request) (*sessionstor
 func (s *Server) endedError(ctx context.Context, key string) *Error {
 	tomb, err := s.store.Tombstone(ctx, key)
 	if err != nil {
-		return errUnauthenticated("login_required")
+		return errLoginRequired()
 	}
 	switch tomb.Cause {
 	case sessionstore.CauseRefreshDenied, sessionstore.CauseExpired:
-		return errUnauthenticated("session_expired")
+		return errSessionExpired(nil)
 	default:
-		return errUnauthenticated("session_ended")
+		return errSessionEnded()
 	}
 }
 

@@ -20,7 +20,7 @@ func (s *Server) handleSPA() http.Handler {
 	files := http.FileServerFS(s.static)
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+			return errNotFound()
 		}
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 		if name == "" || name == "index.html" {
@@ -36,7 +36,7 @@ func (s *Server) handleSPA() http.Handler {
 			return nil
 		}
 		if !isPageNavigation(r) {
-			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"}
+			return errNotFound()
 		}
 		return serveIndex(w, s.static)
 	})
@@ -47,7 +47,7 @@ func (s *Server) handleSPA() http.Handler {
 func serveIndex(w http.ResponseWriter, static fs.FS) error {
 	index, err := fs.ReadFile(static, "index.html")
 	if err != nil {
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no application is bundled", Err: err}
+		return errNoApp(err)
 	}
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
