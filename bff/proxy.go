@@ -56,7 +56,8 @@ func (s *Server) proxy(route Route) http.Handler {
 				h.Set("Authorization", "Bearer "+tok)
 			}
 		},
-		Transport: s.transport,
+		Transport:  s.transport,
+		BufferPool: s.proxyBuffers,
 		// ReverseProxy flushes event streams and responses of unknown length
 		// as they arrive; everything else is buffered briefly.
 		FlushInterval: 0,

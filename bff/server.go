@@ -62,6 +62,9 @@ type Server struct {
 	// the instance. The IdP retries a refused delivery.
 	backchannelLimit *rate.Limiter
 	now              func() time.Time
+
+	// proxyBuffers lends every proxied route its copy buffers.
+	proxyBuffers *proxyBuffers
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -106,6 +109,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 
 		backchannelLimit: rate.NewLimiter(rate.Limit(backchannelRate), backchannelBurst),
 	}
+	s.proxyBuffers = newProxyBuffers()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)
