@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
-	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 // handleCallback finishes the login: it checks the state against the login
@@ -135,59 +133,6 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 // reports the key or handle taken.
 const maxCreateAttempts = 3
 
-// setTokens seals a token response into the session. A response without a
-// new refresh token or ID token keeps the previous ones (prevRefresh, and
-// rawID == "" keeps the old ID token), as RFC 6749 allows an IdP to omit them.
-func (s *Server) setTokens(sess *sessionstore.Session, tok *oauth2.Token, rawID, prevRefresh string, now time.Time) error {
-	expiry := tok.Expiry
-	if expiry.IsZero() {
-		// No expires_in: assume the configured lifetime, never "forever",
-		// so the token is still refreshed in time.
-		expiry = now.Add(s.cfg.DefaultTokenLifetime)
-	}
-	at, err := s.sealer.Seal(sess.Key, fieldAccessToken, tokenpack.Pack(tok.AccessToken))
-	if err != nil {
-		return errSealFailed(err)
-	}
-	secrets := sessionstore.Secrets{RefreshToken: tok.RefreshToken, IDToken: rawID}
-	if secrets.RefreshToken == "" {
-		secrets.RefreshToken = prevRefresh
-	}
-	if secrets.IDToken == "" && len(sess.Secrets) > 0 {
-		if old, err := s.openSecrets(sess); err == nil {
-			secrets.IDToken = old.IDToken
-		}
-	}
-	plain, err := tokenpack.EncodeSecrets(secrets)
-	if err != nil {
-		return errSealFailed(err)
-	}
-	sealed, err := s.sealer.Seal(sess.Key, fieldSecrets, plain)
-	if err != nil {
-		return errSealFailed(err)
-	}
-	sess.AccessToken, sess.Secrets = at, sealed
-	sess.AccessIssuedAt, sess.AccessExpiresAt = now, expiry
-	if scope, _ := tok.Extra("scope").(string); scope != "" {
-		sess.Scope = scope
-	}
-	return nil
-}
-
-// Sealed fields: each value is bound to its session and its field.
-const (
-	fieldAccessToken = "access_token"
-	fieldSecrets     = "secrets"
-)
-
-func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, error) {
-	plain, err := s.sealer.Open(sess.Key, fieldSecrets, sess.Secrets)
-	if err != nil {
-		return sessionstore.Secrets{}, fmt.Errorf("open session secrets: %w", err)
-	}
-	return tokenpack.DecodeSecrets(plain)
-}
-
 // idpErrorText shows only error codes defined by OAuth 2.0 and OpenID
 // Connect; anything else the IdP (or an attacker crafting the link) put in
 // the URL is not echoed.
@@ -199,20 +144,6 @@ func idpErrorText(code string) string {
 		return code
 	}
 	return "error"
-}
-
-// describeTokenError keeps an IdP's error code for the log but drops the
-// response body, which is the IdP's text and not ours to repeat.
-func describeTokenError(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		status := 0
-		if re.Response != nil {
-			status = re.Response.StatusCode
-		}
-		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
-	}
-	return err
 }
 
 func nonEmpty(m map[string]string) map[string]string {

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
-	"github.com/bffproxy/bff/sessionstore/tokenpack"
 )
 
 const (
@@ -51,17 +50,7 @@ func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (s
 		}
 		sess = fresh
 	}
-	plain, err := s.sealer.Open(sess.Key, fieldAccessToken, sess.AccessToken)
-	if err != nil {
-		// Sealed with a key that is no longer configured, or tampered with:
-		// the session cannot be used, and the user must sign in again.
-		return "", errSessionExpired(err)
-	}
-	token, err := tokenpack.Unpack(plain)
-	if err != nil {
-		return "", errSessionExpired(err)
-	}
-	return token, nil
+	return s.openAccessToken(sess)
 }
 
 // refresh makes sure exactly one token-endpoint call happens per session at
