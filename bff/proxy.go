@@ -52,6 +52,10 @@ func (s *Server) proxy(route Route) http.Handler {
 			h.Del("Authorization")
 			h.Del(s.cfg.CSRFHeader)
 			h.Del("Forwarded")
+			dropUnsafeUpgrade(h)
+			for _, name := range methodOverrideHeaders {
+				h.Del(name)
+			}
 			if tok, _ := pr.In.Context().Value(proxyTokenKey{}).(string); tok != "" {
 				h.Set("Authorization", "Bearer "+tok)
 			}
@@ -64,6 +68,9 @@ func (s *Server) proxy(route Route) http.Handler {
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Header.Del("Set-Cookie")
 			resp.Header.Del("Set-Cookie2")
+			if resp.Request.Header.Get("Authorization") != "" {
+				privateCacheControl(resp.Header)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -96,6 +103,67 @@ func (s *Server) proxy(route Route) http.Handler {
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyTokenKey{}, token)))
 		return nil
 	})
+}
+
+// methodOverrideHeaders make some frameworks treat a request as another
+// method: a POST allowed by a route's methods= list could act as a DELETE.
+var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// dropUnsafeUpgrade keeps only WebSocket upgrades. ReverseProxy relays any
+// Upgrade the browser asks for; an "h2c" upgrade accepted by a lenient
+// upstream would turn the connection into a raw HTTP/2 tunnel whose
+// requests the BFF never sees, past the route and method allowlists.
+// HTTP2-Settings belongs to that upgrade only.
+func dropUnsafeUpgrade(h http.Header) {
+	if up := h.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+		h.Del("Upgrade")
+		h.Del("Connection")
+	}
+	h.Del("HTTP2-Settings")
+}
+
+// privateCacheControl marks a response fetched with the user's token as
+// private. A shared cache in front of the BFF sees a request with a cookie,
+// not with Authorization, so HTTP's rule that answers to Authorization
+// requests are not shared no longer applies; without "private" one user's
+// data could be served to another. An API's no-store is kept as it is;
+// public, s-maxage and a field-limited private="…" give way to private.
+func privateCacheControl(h http.Header) {
+	keep := []string{"private"}
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range splitDirectives(v) {
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store":
+				return
+			case "public", "private", "s-maxage", "":
+				continue
+			}
+			keep = append(keep, d)
+		}
+	}
+	h.Set("Cache-Control", strings.Join(keep, ", "))
+}
+
+// splitDirectives splits a Cache-Control value at the commas outside
+// quoted strings, trimming spaces.
+func splitDirectives(v string) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i <= len(v); i++ {
+		switch {
+		case i == len(v) || (v[i] == ',' && !quoted):
+			if d := strings.TrimSpace(v[start:i]); d != "" {
+				out = append(out, d)
+			}
+			start = i + 1
+		case v[i] == '"':
+			quoted = !quoted
+		case v[i] == '\\' && quoted && i+1 < len(v):
+			i++
+		}
+	}
+	return out
 }
 
 // upstreamError describes a failed upstream call to the browser without
