@@ -225,6 +225,8 @@ func (c *Config) Validate() error {
 	}
 	if c.CSRFHeader == "" {
 		bad("BFF_CSRF_HEADER", "required")
+	} else if problem := csrfHeaderProblem(c.CSRFHeader); problem != "" {
+		bad("BFF_CSRF_HEADER", "%q %s", c.CSRFHeader, problem)
 	}
 	if c.AdminListen != "off" {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {

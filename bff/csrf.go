@@ -61,3 +61,30 @@ func headerHasToken(h http.Header, name, token string) bool {
 	}
 	return false
 }
+
+// csrfHeaderProblem says why name cannot be the CSRF header, or "". The
+// defence rests on the browser refusing to send the header cross-site
+// without a CORS preflight, which the BFF never grants. Browsers send
+// CORS-safelisted headers (and Chromium its safelisted client hints)
+// cross-site without a preflight, so any page could forge them; forbidden
+// headers cannot be set by the SPA's own scripts at all.
+func csrfHeaderProblem(name string) string {
+	if name == "" || strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return "is not a valid header name"
+	}
+	lower := strings.ToLower(name)
+	switch lower {
+	case "accept", "accept-language", "content-language", "content-type", "range",
+		"device-memory", "dpr", "downlink", "ect", "rtt", "save-data", "viewport-width", "width":
+		return "is CORS-safelisted: browsers send it cross-site without a preflight, so it proves nothing"
+	case "accept-charset", "accept-encoding", "access-control-request-headers", "access-control-request-method",
+		"connection", "content-length", "cookie", "cookie2", "date", "dnt", "expect", "host", "keep-alive",
+		"origin", "referer", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade", "via",
+		"x-http-method", "x-http-method-override", "x-method-override", "authorization":
+		return "is a header the BFF or the browser controls; choose a custom name such as X-CSRF"
+	}
+	if strings.HasPrefix(lower, "proxy-") || strings.HasPrefix(lower, "sec-") {
+		return "is a header the BFF or the browser controls; choose a custom name such as X-CSRF"
+	}
+	return ""
+}
