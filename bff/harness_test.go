@@ -46,7 +46,8 @@ type stackOptions struct {
 	configure           func(*bff.Config)
 	upstream            http.Handler // replaces the demo API behind /api/
 	tamperProvider      func(*bff.Provider)
-	tls                 bool // serve the BFF over https with an https public URL
+	tls                 bool         // serve the BFF over https with an https public URL
+	idpClient           *http.Client // the BFF's client for calls to the IdP; nil: the default
 }
 
 func mustStartStack(t testing.TB, opts stackOptions) *stack {
@@ -109,7 +110,7 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 		t.Cleanup(func() { st.store.Close() })
 	}
 	logger := slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	provider, err := bff.Discover(ctx, logger, &cfg, nil)
+	provider, err := bff.Discover(ctx, logger, &cfg, opts.idpClient)
 	if err != nil {
 		t.Fatalf("discover: %v", err)
 	}

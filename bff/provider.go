@@ -23,6 +23,8 @@ type Provider struct {
 	OAuth2 oauth2.Config
 	// IDTokens verifies ID tokens and logout tokens for our client id.
 	IDTokens *oidc.IDTokenVerifier
+	// keys is the key set behind IDTokens; it knows which key ids are real.
+	keys *knownKeys
 	// EndSessionURL is the RP-initiated logout endpoint, or "".
 	EndSessionURL string
 	// RevocationURL is the RFC 7009 endpoint, or "".
@@ -37,9 +39,11 @@ type Provider struct {
 // providerMetadata is the part of the discovery document that go-oidc does
 // not expose as fields.
 type providerMetadata struct {
-	EndSessionEndpoint    string `json:"end_session_endpoint"`
-	RevocationEndpoint    string `json:"revocation_endpoint"`
-	IssParameterSupported bool   `json:"authorization_response_iss_parameter_supported"`
+	JWKSURI               string   `json:"jwks_uri"`
+	SigningAlgs           []string `json:"id_token_signing_alg_values_supported"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	IssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
 // Discover loads the IdP's discovery document. An unreachable IdP is retried
@@ -82,6 +86,11 @@ func newProvider(cfg *Config, p *oidc.Provider, client *http.Client) (*Provider,
 	// x/oauth2's auto-detection, which retries a failed call with the other
 	// style and so sends a single-use code or refresh token twice.
 	endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	algs := meta.SigningAlgs
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256} // the default of OpenID Connect Discovery
+	}
+	keys := newKnownKeys(oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), meta.JWKSURI), algs)
 	return &Provider{
 		Issuer: cfg.Issuer,
 		OAuth2: oauth2.Config{
@@ -91,7 +100,8 @@ func newProvider(cfg *Config, p *oidc.Provider, client *http.Client) (*Provider,
 			RedirectURL:  cfg.callbackURL(),
 			Scopes:       cfg.Scopes,
 		},
-		IDTokens:              p.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
+		IDTokens:              oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{ClientID: cfg.ClientID, SupportedSigningAlgs: algs}),
+		keys:                  keys,
 		EndSessionURL:         meta.EndSessionEndpoint,
 		RevocationURL:         meta.RevocationEndpoint,
 		IssParameterSupported: meta.IssParameterSupported,

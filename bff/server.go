@@ -21,7 +21,6 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
-	"golang.org/x/time/rate"
 
 	"github.com/bffproxy/bff/sessionstore"
 )
@@ -57,11 +56,9 @@ type Server struct {
 	metrics   *metrics
 	registry  *prometheus.Registry
 	adminAuth *adminAuth
-	// backchannelLimit caps logout-token verifications: each costs a
-	// signature check and maybe a JWKS fetch, so a flood must not starve
-	// the instance. The IdP retries a refused delivery.
-	backchannelLimit *rate.Limiter
-	now              func() time.Time
+	// backchannelFailures budgets invalid logout tokens per address.
+	backchannelFailures *addrLimiter
+	now                 func() time.Time
 
 	// proxyBuffers lends every proxied route its copy buffers.
 	proxyBuffers *proxyBuffers
@@ -107,7 +104,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		adminAuth:   newAdminAuth(cfg.AdminToken),
 		now:         time.Now,
 
-		backchannelLimit: rate.NewLimiter(rate.Limit(backchannelRate), backchannelBurst),
+		backchannelFailures: newAddrLimiter(backchannelFailureLimit, backchannelFailureWindow, maxTrackedAddrs),
 	}
 	s.proxyBuffers = newProxyBuffers()
 	events, err := s.store.Subscribe(ctx)
