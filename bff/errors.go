@@ -204,6 +204,20 @@ func errNotReady(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "session store unreachable", Err: err}
 }
 
+// Your devices.
+
+// errNoSuchDevice: the handle names none of the user's live sessions. An
+// unknown handle and another user's handle look the same.
+func errNoSuchDevice() *Error {
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such session of yours"}
+}
+
+// errOthersRequired refuses a DELETE of the whole collection of the
+// user's sessions without others=true.
+func errOthersRequired() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "others=true is required: only the other sessions can be ended together"}
+}
+
 // writeError renders err as JSON (API calls and /bff endpoints) or as a small
 // HTML page (top-level navigations), with the request id, and logs it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -135,15 +135,20 @@ func readFiles(t *testing.T, paths ...string) string {
 // refresh and ID token.
 func sessionTokens(t *testing.T, st *stack, subject string) []string {
 	t.Helper()
-	sealer, err := sessionstore.NewSealer(st.cfg.Keys)
-	if err != nil {
-		t.Fatal(err)
-	}
 	list, err := st.store.ListBySubject(t.Context(), subject)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("sessions of %s: %v %d", subject, err, len(list))
 	}
-	sess := list[0]
+	return tokensOf(t, st, list[0])
+}
+
+// tokensOf unseals a session's access, refresh and ID token.
+func tokensOf(t *testing.T, st *stack, sess *sessionstore.Session) []string {
+	t.Helper()
+	sealer, err := sessionstore.NewSealer(st.cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
 	at, err := sealer.Open(sess.Key, "access_token", sess.AccessToken)
 	if err != nil {
 		t.Fatalf("open access token: %v", err)

@@ -17,13 +17,16 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := s.cfg.Prefix
 
-	mux.Handle("GET "+p+"/login", s.handle(s.handleLogin))                            // public
-	mux.Handle("GET "+p+"/callback", s.handle(s.handleCallback))                      // login state cookie
-	mux.Handle("GET "+p+"/user", s.requireCSRF(s.handle(s.handleUser)))               // csrf, session
-	mux.Handle("GET "+p+"/logout", s.handle(s.handleLogout))                          // session, sid
-	mux.Handle("POST "+p+"/logout", s.handle(s.handleLogout))                         // session, sid
-	mux.Handle("POST "+p+"/backchannel-logout", s.handle(s.handleBackchannel))        // logout token
-	mux.Handle("GET "+p+"/session/events", s.requireStream(s.handle(s.handleEvents))) // stream, session
+	mux.Handle("GET "+p+"/login", s.handle(s.handleLogin))                                   // public
+	mux.Handle("GET "+p+"/callback", s.handle(s.handleCallback))                             // login state cookie
+	mux.Handle("GET "+p+"/user", s.requireCSRF(s.handle(s.handleUser)))                      // csrf, session
+	mux.Handle("GET "+p+"/logout", s.handle(s.handleLogout))                                 // session, sid
+	mux.Handle("POST "+p+"/logout", s.handle(s.handleLogout))                                // session, sid
+	mux.Handle("POST "+p+"/backchannel-logout", s.handle(s.handleBackchannel))               // logout token
+	mux.Handle("GET "+p+"/session/events", s.requireStream(s.handle(s.handleEvents)))        // stream, session
+	mux.Handle("GET "+p+"/sessions", s.requireCSRF(s.handle(s.handleListDevices)))           // csrf, session
+	mux.Handle("DELETE "+p+"/sessions", s.requireCSRF(s.handle(s.handleEndOtherDevices)))    // csrf, session; others=true
+	mux.Handle("DELETE "+p+"/sessions/{handle}", s.requireCSRF(s.handle(s.handleEndDevice))) // csrf, session, own handle
 	mux.Handle(p+"/", s.handle(notFound))
 	mux.Handle(p, s.handle(notFound)) // not a redirect to p+"/"
 

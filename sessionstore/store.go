@@ -162,6 +162,9 @@ const (
 	CauseRefreshDenied Cause = "refresh_denied"
 	CauseExpired       Cause = "expired"
 	CauseReplaced      Cause = "replaced" // a new login in the same browser
+	// CauseUserRevoked: the user ended it from another of their sessions
+	// ("your devices": sign out one device, or everywhere else).
+	CauseUserRevoked Cause = "user_revoked"
 )
 
 // Tombstone is what remains of a deleted session for a short while.
