@@ -104,10 +104,21 @@ func statusClass(code int) int {
 // reads them; Set and Add replace or copy a slice, never write into it), so
 // the five headers cost no allocation per request.
 func securityHeaders(next http.Handler) http.Handler {
-	fixed := []struct {
-		name  string
-		value []string
-	}{
+	fixed := newFixedHeaders()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fixed.apply(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fixedHeaders are the security headers every response carries.
+type fixedHeaders []struct {
+	name  string
+	value []string
+}
+
+func newFixedHeaders() fixedHeaders {
+	fixed := fixedHeaders{
 		{"Content-Security-Policy", []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"}},
 		{"X-Content-Type-Options", []string{"nosniff"}},
 		{"Referrer-Policy", []string{"no-referrer"}},
@@ -117,13 +128,13 @@ func securityHeaders(next http.Handler) http.Handler {
 	for i := range fixed {
 		fixed[i].value = slices.Clip(fixed[i].value)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		for _, f := range fixed {
-			h[f.name] = f.value
-		}
-		next.ServeHTTP(w, r)
-	})
+	return fixed
+}
+
+func (f fixedHeaders) apply(h http.Header) {
+	for _, x := range f {
+		h[x.name] = x.value
+	}
 }
 
 // rejectAmbiguousPaths refuses any path that different parsers could read

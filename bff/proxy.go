@@ -79,7 +79,9 @@ func (s *Server) proxy(route Route) http.Handler {
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
+	security := newFixedHeaders()
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		w = &informationalGuard{ResponseWriter: w, req: r, security: security}
 		if len(route.Methods) > 0 && !slices.Contains(route.Methods, r.Method) {
 			w.Header().Set("Allow", strings.Join(route.Methods, ", "))
 			return errMethodNotAllowed()
@@ -104,6 +106,46 @@ func (s *Server) proxy(route Route) http.Handler {
 		return nil
 	})
 }
+
+// informationalGuard stands between ReverseProxy and the browser for 1xx
+// responses. ReverseProxy relays an upstream's 103 Early Hints by copying
+// its headers into the response's header map, writing it, and clearing the
+// map: the 1xx would set the API's cookies in the browser, and the final
+// response would lose the BFF's security headers and request id. The guard
+// drops Set-Cookie from every 1xx and puts those headers back on the final
+// response. 101 Switching Protocols is a final response and passes as it is.
+type informationalGuard struct {
+	http.ResponseWriter
+	req           *http.Request
+	security      fixedHeaders
+	informational bool // a 1xx was written, the final response was not
+}
+
+func (g *informationalGuard) WriteHeader(code int) {
+	h := g.ResponseWriter.Header()
+	switch {
+	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
+		h.Del("Set-Cookie")
+		h.Del("Set-Cookie2")
+		g.informational = true
+	case g.informational:
+		g.informational = false
+		g.security.apply(h)
+		h.Set("X-Request-Id", requestID(g.req.Context()))
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *informationalGuard) Write(b []byte) (int, error) {
+	if g.informational {
+		g.WriteHeader(http.StatusOK)
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack, which
+// ReverseProxy needs for streams and WebSocket upgrades.
+func (g *informationalGuard) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // methodOverrideHeaders make some frameworks treat a request as another
 // method: a POST allowed by a route's methods= list could act as a DELETE.

@@ -2,7 +2,10 @@ package bff_test
 
 import (
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bffproxy/bff/bff"
@@ -113,4 +116,65 @@ func headerHas(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// An upstream's 103 Early Hints must not set cookies in the browser (the
+// BFF owns them), and must not cost the final response the BFF's security
+// headers.
+func TestProxyInformationalResponses(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+		w.Header().Set("Set-Cookie", "early=from-the-api")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Del("Set-Cookie")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	})
+	st := mustStartStack(t, stackOptions{upstream: upstream})
+	b := st.newBrowser(t)
+	b.mustLogin(t, "alice")
+
+	var mu sync.Mutex
+	var early []textproto.MIMEHeader
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		mu.Lock()
+		defer mu.Unlock()
+		early = append(early, h)
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodGet, st.bff.URL+"/api/x", nil)
+	req.Header.Set("X-Csrf", "1")
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) != 1 {
+		t.Fatalf("got %d informational responses, want the one 103", len(early))
+	}
+	if v := early[0].Values("Set-Cookie"); len(v) != 0 {
+		t.Errorf("103 carried the API's Set-Cookie %q", v)
+	}
+	if early[0].Get("Link") == "" {
+		t.Errorf("103 lost its Link header: %v", early[0])
+	}
+	for _, name := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy", "X-Request-Id"} {
+		if resp.Header.Get(name) == "" {
+			t.Errorf("final response after a 103 lacks %s", name)
+		}
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "private" {
+		t.Errorf("final response after a 103: Cache-Control %q, want private", got)
+	}
+	for _, c := range b.Jar.Cookies(mustURL(t, st.bff.URL)) {
+		if c.Name == "early" {
+			t.Errorf("the browser kept the API's cookie %q", c.Name)
+		}
+	}
 }
