@@ -106,6 +106,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, h) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, h) })
 	t.Run("Timed", func(t *testing.T) { testTimed(t, h) })
+	t.Run("Count", func(t *testing.T) { testCount(t, h) })
 	if h.Peer != nil {
 		t.Run("Peer", func(t *testing.T) { testPeer(t, h) })
 	}

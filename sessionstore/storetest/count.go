@@ -1,0 +1,45 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
+)
+
+// testCount checks the optional SessionCounter: live sessions are counted,
+// deleted and expired ones are not, and tombstones do not count.
+func testCount(t *testing.T, h Harness) {
+	st := h.New(t)
+	counter, ok := st.(sessionstore.SessionCounter)
+	if !ok {
+		t.Skip("the backend does not count sessions")
+	}
+	ctx := t.Context()
+	count := func(what string, want int) {
+		t.Helper()
+		got, err := counter.CountSessions(ctx)
+		if err != nil {
+			t.Fatalf("%s: CountSessions: %v", what, err)
+		}
+		if got != want {
+			t.Fatalf("%s: CountSessions = %d, want %d", what, got, want)
+		}
+	}
+	count("empty store", 0)
+	a := session(t, "count-a", time.Hour)
+	b := session(t, "count-b", time.Hour)
+	derived := session(t, "count-c", time.Hour)
+	derived.Handle = sessionstore.HandleFromKey(derived.Key)
+	short := session(t, "count-d", 300*time.Millisecond)
+	for _, s := range []*sessionstore.Session{a, b, derived, short} {
+		mustCreate(t, st, s)
+	}
+	count("four sessions", 4)
+	if _, err := st.Delete(ctx, b.Key, sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	count("after a delete (its tombstone stays)", 3)
+	time.Sleep(time.Second)
+	count("after one expired", 2)
+}
