@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -50,7 +51,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		return errMissingCode()
 	}
 
-	tok, err := s.idp.OAuth2.Exchange(s.idp.clientContext(ctx), code, oauth2.VerifierOption(st.Verifier))
+	exCtx, span := s.startSpan(ctx, "idp.token", attribute.String("oauth.grant_type", "authorization_code"))
+	tok, err := s.idp.OAuth2.Exchange(s.idp.clientContext(exCtx), code, oauth2.VerifierOption(st.Verifier))
+	endSpan(span, describeTokenError(err))
 	if err != nil {
 		return errCodeExchange(describeTokenError(err))
 	}
@@ -122,8 +125,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 			slog.String("sub", sess.Subject), slog.Time("access_token_expires", sess.AccessExpiresAt))
 	}
 	s.metrics.logins.Inc()
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "session started",
-		slog.String("event", "session_started"), slog.String("sub", sess.Subject), slog.String("handle", sess.Handle))
+	s.audit(ctx, auditLogin, sess.Subject, sess.Handle, slog.String("client_ip", sess.ClientIP))
 	s.setSessionCookie(w, cookie, sess.AbsoluteExpiresAt)
 	redirect(w, st.ReturnTo)
 	return nil

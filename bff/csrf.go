@@ -13,16 +13,16 @@ import (
 func (s *Server) requireCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			s.writeError(w, r, errCSRF("cross-site request refused"))
+			s.refuseCSRF(w, r, csrfCrossSite, "cross-site request refused")
 			return
 		}
 		if isWebSocketUpgrade(r) {
 			if r.Header.Get("Origin") != s.origin {
-				s.writeError(w, r, errCSRF("WebSocket origin not allowed"))
+				s.refuseCSRF(w, r, csrfWebSocketOrigin, "WebSocket origin not allowed")
 				return
 			}
 		} else if r.Header.Get(s.cfg.CSRFHeader) != "1" {
-			s.writeError(w, r, errCSRF("missing "+s.cfg.CSRFHeader+" header"))
+			s.refuseCSRF(w, r, csrfMissingHeader, "missing "+s.cfg.CSRFHeader+" header")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -35,15 +35,21 @@ func (s *Server) requireCSRF(next http.Handler) http.Handler {
 func (s *Server) requireStream(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			s.writeError(w, r, errCSRF("cross-site request refused"))
+			s.refuseCSRF(w, r, csrfCrossSite, "cross-site request refused")
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && o != s.origin {
-			s.writeError(w, r, errCSRF("origin not allowed"))
+			s.refuseCSRF(w, r, csrfStreamOrigin, "origin not allowed")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuseCSRF answers 403 and counts the refusal by kind.
+func (s *Server) refuseCSRF(w http.ResponseWriter, r *http.Request, kind csrfKind, reason string) {
+	s.metrics.csrfRefusals[kind].Inc()
+	s.writeError(w, r, errCSRF(reason))
 }
 
 func isWebSocketUpgrade(r *http.Request) bool {

@@ -38,6 +38,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	open := s.metrics.openStreams[streamSessionEvents]
+	open.Inc()
+	defer open.Dec()
 	fmt.Fprint(w, ": session events\n\n")
 	_ = rc.Flush()
 

@@ -91,7 +91,7 @@ func TestLoginUserLogout(t *testing.T) {
 	if n := st.op.ActiveRefreshTokens("user-alice"); n != 0 {
 		t.Errorf("OP still has %d active refresh tokens after logout", n)
 	}
-	if !strings.Contains(st.logs.String(), "event=session_ended cause=user_logout sub=user-alice") {
+	if !strings.Contains(st.logs.String(), "event=logout sub=user-alice") {
 		t.Errorf("no audit line for the logout in:\n%s", st.logs.String())
 	}
 }

@@ -48,6 +48,7 @@ type stackOptions struct {
 	tamperProvider      func(*bff.Provider)
 	tls                 bool         // serve the BFF over https with an https public URL
 	idpClient           *http.Client // the BFF's client for calls to the IdP; nil: the default
+	tracing             *bff.Tracing // nil: tracing off
 }
 
 func mustStartStack(t testing.TB, opts stackOptions) *stack {
@@ -117,7 +118,7 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	if opts.tamperProvider != nil {
 		opts.tamperProvider(provider)
 	}
-	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS()})
+	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS(), Tracing: opts.tracing})
 	if err != nil {
 		t.Fatalf("bff.New: %v", err)
 	}

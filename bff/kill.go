@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/bffproxy/bff/sessionstore"
 )
 
@@ -62,11 +64,8 @@ func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.
 		}
 	}
 	s.metrics.sessionsEnded.WithLabelValues(string(cause)).Inc()
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "session ended",
-		slog.String("event", "session_ended"),
+	s.audit(ctx, auditEvent(cause), sess.Subject, sess.Handle,
 		slog.String("cause", string(cause)),
-		slog.String("sub", sess.Subject),
-		slog.String("handle", sess.Handle),
 		slog.String("actor", actor),
 		slog.String("revocation", revoked))
 	return sess, nil
@@ -92,10 +91,12 @@ func (s *Server) endSessions(ctx context.Context, list []*sessionstore.Session, 
 
 // revoke asks the IdP to revoke a refresh token (RFC 7009), which with most
 // IdPs also revokes the access tokens issued from it.
-func (s *Server) revoke(ctx context.Context, refreshToken string) error {
+func (s *Server) revoke(ctx context.Context, refreshToken string) (err error) {
 	if s.idp.RevocationURL == "" {
 		return errors.New("the IdP has no revocation endpoint")
 	}
+	ctx, span := s.startSpan(ctx, "idp.revoke", attribute.String("oauth.token_type_hint", "refresh_token"))
+	defer func() { endSpan(span, err) }()
 	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.idp.RevocationURL, strings.NewReader(form.Encode()))
 	if err != nil {

@@ -133,7 +133,7 @@ func TestAdminKillUserEndsEverySessionAndStream(t *testing.T) {
 	if n := st.op.ActiveRefreshTokens("user-alice"); n != 0 {
 		t.Errorf("alice still has %d refresh tokens at the OP", n)
 	}
-	if got := strings.Count(st.logs.String(), "event=session_ended cause=admin sub=user-alice"); got != 2 {
+	if got := strings.Count(st.logs.String(), "event=admin_kill sub=user-alice"); got != 2 {
 		t.Errorf("%d audit lines for the kill, want 2:\n%s", got, st.logs.String())
 	}
 }

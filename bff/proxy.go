@@ -56,11 +56,16 @@ func (s *Server) proxy(route Route) http.Handler {
 			for _, name := range methodOverrideHeaders {
 				h.Del(name)
 			}
+			if !trusted {
+				// The browser does not choose the trace an upstream joins.
+				h.Del("Traceparent")
+				h.Del("Tracestate")
+			}
 			if tok, _ := pr.In.Context().Value(proxyTokenKey{}).(string); tok != "" {
 				h.Set("Authorization", "Bearer "+tok)
 			}
 		},
-		Transport:  s.transport,
+		Transport:  s.upstreamTransport(route),
 		BufferPool: s.proxyBuffers,
 		// ReverseProxy flushes event streams and responses of unknown length
 		// as they arrive; everything else is buffered briefly.

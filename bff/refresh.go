@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -117,16 +118,9 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 	}
 
 	s.metrics.refreshes.Inc()
-	callCtx, cancel := context.WithTimeout(s.idp.clientContext(ctx), refreshTimeout)
-	defer cancel()
-	tok, err := s.idp.OAuth2.TokenSource(callCtx, &oauth2.Token{RefreshToken: sec.RefreshToken}).Token()
+	tok, err := s.refreshGrant(ctx, sec.RefreshToken)
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "unauthorized_client") {
-			return nil, fmt.Errorf("%w: %v", errRefreshDenied, describeTokenError(err))
-		}
-		s.metrics.refreshFailures.Inc()
-		return nil, fmt.Errorf("refresh: %w", describeTokenError(err))
+		return nil, err
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if err := s.setTokens(sess, tok, rawID, sec.RefreshToken, now); err != nil {
@@ -158,32 +152,71 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 	return sess, nil
 }
 
+// refreshGrant is the one call to the token endpoint, timed by result and
+// traced (grant type only, never a token).
+func (s *Server) refreshGrant(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	start := time.Now()
+	ctx, span := s.startSpan(ctx, "idp.token", attribute.String("oauth.grant_type", "refresh_token"))
+	callCtx, cancel := context.WithTimeout(s.idp.clientContext(ctx), refreshTimeout)
+	defer cancel()
+	tok, err := s.idp.OAuth2.TokenSource(callCtx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	result := refreshOK
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "unauthorized_client") {
+			result, err = refreshRefused, fmt.Errorf("%w: %v", errRefreshDenied, describeTokenError(err))
+		} else {
+			s.metrics.refreshFailures.Inc()
+			result, err = refreshError, fmt.Errorf("refresh: %w", describeTokenError(err))
+		}
+	}
+	s.metrics.refreshDuration[result].Observe(time.Since(start).Seconds())
+	span.SetAttributes(attribute.String("bff.refresh.result", refreshResults[result]))
+	endSpan(span, err)
+	return tok, err
+}
+
 // waitForLock takes the session's refresh lock. If another instance holds
 // it, it waits until that instance has refreshed (returning nil, nil) or
 // its lock expired (then takes it).
 func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (sessionstore.Lock, error) {
-	deadline := time.Now().Add(refreshWait)
+	start := time.Now()
+	deadline := start.Add(refreshWait)
+	waited := false
+	// A wait (the lock was held by someone else) is timed by its outcome.
+	done := func(result int) {
+		if waited {
+			s.metrics.lockWait[result].Observe(time.Since(start).Seconds())
+		}
+	}
 	for {
 		lock, err := s.store.Lock(ctx, "refresh:"+stale.Key, refreshLockTTL)
 		if err == nil {
+			done(lockAcquired)
 			return lock, nil
 		}
 		if !errors.Is(err, sessionstore.ErrLocked) {
+			done(lockError)
 			return nil, err
 		}
+		waited = true
 		cur, err := s.store.Get(ctx, stale.Key)
 		if isNotFound(err) {
+			done(lockSessionGone)
 			return nil, errSessionGone
 		}
 		if err == nil && cur.Version != stale.Version && !s.needsRefresh(cur, s.now()) {
+			done(lockRefreshedElsewhere)
 			return nil, nil
 		}
 		if time.Now().After(deadline) {
+			done(lockTimeout)
 			return nil, errRefreshBusy
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
+			done(lockError)
 			return nil, ctx.Err()
 		}
 	}

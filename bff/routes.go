@@ -18,7 +18,7 @@ func (s *Server) routes() http.Handler {
 	p := s.cfg.Prefix
 
 	mux.Handle("GET "+p+"/login", s.handle(s.handleLogin))                                   // public
-	mux.Handle("GET "+p+"/callback", s.handle(s.handleCallback))                             // login state cookie
+	mux.Handle("GET "+p+"/callback", s.handle(s.countLogin(s.handleCallback)))               // login state cookie
 	mux.Handle("GET "+p+"/user", s.requireCSRF(s.handle(s.handleUser)))                      // csrf, session
 	mux.Handle("GET "+p+"/logout", s.handle(s.handleLogout))                                 // session, sid
 	mux.Handle("POST "+p+"/logout", s.handle(s.handleLogout))                                // session, sid

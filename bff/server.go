@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/securecookie"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -35,6 +36,9 @@ type Deps struct {
 	Static fs.FS
 	// Registry receives the BFF's metrics; nil makes a private registry.
 	Registry *prometheus.Registry
+	// Tracing exports spans; nil, or a Tracing that is not Enabled, means
+	// no tracing and no cost.
+	Tracing *Tracing
 }
 
 // Server holds the BFF's state. Create it with New; serve Handler on the
@@ -55,6 +59,7 @@ type Server struct {
 	transport *http.Transport
 	metrics   *metrics
 	registry  *prometheus.Registry
+	tracer    trace.Tracer // nil: tracing off
 	adminAuth *adminAuth
 	// backchannelFailures budgets invalid logout tokens per address.
 	backchannelFailures *addrLimiter
@@ -62,6 +67,9 @@ type Server struct {
 
 	// proxyBuffers lends every proxied route its copy buffers.
 	proxyBuffers *proxyBuffers
+	// expiryAudit bounds the store writes that deduplicate expiry audit
+	// lines, which a stream of unknown cookies could otherwise drive.
+	expiryAudit *addrLimiter
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -87,10 +95,15 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	var tracer trace.Tracer
+	if deps.Tracing.Enabled() {
+		tracer = deps.Tracing.Provider.Tracer(tracerName)
+	}
+	m := newMetrics(reg)
 	s := &Server{
 		logger:      deps.Logger,
 		cfg:         cfg,
-		store:       deps.Store,
+		store:       newObservedStore(deps.Store, m, tracer),
 		idp:         deps.Provider,
 		sealer:      sealer,
 		loginCodecs: codecs,
@@ -99,14 +112,19 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		static:      deps.Static,
 		hub:         newHub(),
 		transport:   newUpstreamTransport(cfg.UpstreamTimeout),
-		metrics:     newMetrics(reg),
+		metrics:     m,
 		registry:    reg,
+		tracer:      tracer,
+		expiryAudit: newAddrLimiter(expiryAuditBurst, expiryAuditWindow, 1),
 		adminAuth:   newAdminAuth(cfg.AdminToken),
 		now:         time.Now,
 
 		backchannelFailures: newAddrLimiter(backchannelFailureLimit, backchannelFailureWindow, maxTrackedAddrs),
 	}
 	s.proxyBuffers = newProxyBuffers()
+	if counter, ok := storeAs[sessionstore.SessionCounter](s.store); ok {
+		reg.MustRegister(newSessionsActive(s.store, counter))
+	}
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)
@@ -133,12 +151,16 @@ func newUpstreamTransport(headerTimeout time.Duration) *http.Transport {
 }
 
 // Handler is the browser-facing handler. Middleware order, outermost first:
-// request id → access log and metrics → security headers → path guard → routes.
+// request id → trace span (when tracing is on) → access log and metrics →
+// security headers → path guard → routes.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = s.routes()
 	h = s.rejectAmbiguousPaths(h)
 	h = securityHeaders(h)
 	h = s.observe(h)
+	if s.tracer != nil {
+		h = s.traceRequests(h)
+	}
 	h = withRequestID(h)
 	return h
 }
@@ -180,6 +202,9 @@ func (s *Server) loadSession(ctx context.Context, r *http.Request) (*sessionstor
 func (s *Server) endedError(ctx context.Context, key string) *Error {
 	tomb, err := s.store.Tombstone(ctx, key)
 	if err != nil {
+		if isNotFound(err) {
+			s.auditExpiry(ctx, key)
+		}
 		return errLoginRequired()
 	}
 	switch tomb.Cause {

@@ -121,7 +121,11 @@ BFF dev stack
 
 `, publicURL, idp.Issuer(), apiURL, publicURL, *adminListen, filepath.Join(*dir, "admin-token"), where)
 
-	err = serve(ctx, logger, cfg, store)
+	tracing, err := startTracing(ctx, logger, getenv)
+	if err != nil {
+		return err
+	}
+	err = serve(ctx, logger, cfg, store, tracing)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -37,7 +37,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer store.Close()
 	logger.Info("session store opened", slog.String("store", where))
-	return serve(ctx, logger, cfg.Config, store)
+	tracing, err := startTracing(ctx, logger, getenv)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, logger, cfg.Config, store, tracing)
+}
+
+// startTracing starts the OTLP trace pipeline when the standard OTEL_*
+// variables ask for it (see bff.StartTracing).
+func startTracing(ctx context.Context, logger *slog.Logger, getenv func(string) string) (*bff.Tracing, error) {
+	tracing, err := bff.StartTracing(ctx, getenv, version)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	if tracing.Enabled() {
+		logger.Info("exporting traces over OTLP/HTTP")
+	}
+	return tracing, nil
 }
 
 // serve runs the public and admin listeners until ctx ends, and shuts them
@@ -45,7 +62,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // discovered (retried with backoff), /healthz is 200, /readyz and every
 // public route 503, so an orchestrator waits instead of restarting the BFF
 // in a loop while the IdP is down.
-func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store) error {
+func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, tracing *bff.Tracing) error {
+	// Deferred first, so it runs last: the spans of requests that the
+	// listeners' shutdown let finish are exported too.
+	defer func() {
+		flushCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer done()
+		if err := tracing.Shutdown(flushCtx); err != nil {
+			logger.Warn("flushing traces failed", slog.String("error", err.Error()))
+		}
+	}()
 	publicLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("BFF_LISTEN: %w", err)
@@ -91,7 +117,7 @@ func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessi
 	}
 	srvCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	server, err := bff.New(srvCtx, bff.Deps{Logger: logger, Config: cfg, Store: store, Provider: provider, Static: static.FS()})
+	server, err := bff.New(srvCtx, bff.Deps{Logger: logger, Config: cfg, Store: store, Provider: provider, Static: static.FS(), Tracing: tracing})
 	if err != nil {
 		return err
 	}
