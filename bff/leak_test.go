@@ -2,6 +2,7 @@ package bff_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/sqlite"
 	"github.com/bffproxy/bff/sessionstore/tokenpack"
@@ -24,7 +26,13 @@ import (
 // id_token_hint of the end-session redirect, sent after the session and its
 // tokens are destroyed (an ID token is not an API credential): that
 // parameter, and only it, is exempt.
+//
+// Tracing and the access log are on: neither the log nor any exported span
+// may hold a token, the authorization code, the cookie value, the client
+// secret or the admin token.
 func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
+	col := startCollector(t)
+	tracing := mustStartTracing(t, col)
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "sessions.db")
 	store, err := sqlite.Open(t.Context(), dbPath, sqlite.Options{})
@@ -32,7 +40,8 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	st := mustStartStack(t, stackOptions{store: store, accessTokenLifetime: 2 * time.Second})
+	st := mustStartStack(t, stackOptions{store: store, accessTokenLifetime: 2 * time.Second, tracing: tracing,
+		configure: func(c *bff.Config) { c.LogRequests = true }})
 
 	b := st.newBrowser(t)
 	loginResp := b.login(t, "alice", "alice-pass", "/")
@@ -74,6 +83,15 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 		}
 	}
 
+	// The admin side: a list, a refused call and the metrics.
+	if resp, _ := st.adminDo(t, http.MethodGet, "/admin/sessions?sub=user-alice", testAdminToken); resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin list: %d", resp.StatusCode)
+	}
+	if resp, _ := st.adminDo(t, http.MethodGet, "/admin/sessions", testAdminToken+"-wrong"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("admin with a wrong token: %d", resp.StatusCode)
+	}
+	st.scrape(t)
+
 	sid := userSID(t, b)
 	resp = b.get(t, "/bff/logout?sid="+url.QueryEscape(sid), nil)
 	if resp.StatusCode != http.StatusFound {
@@ -105,14 +123,45 @@ func TestNoTokenReachesTheBrowserOrTheStore(t *testing.T) {
 		}
 	}
 	logs := st.logs.String()
-	if strings.Contains(logs, sessionCookie.Value) || strings.Contains(raw, sessionCookie.Value) {
-		t.Error("the session cookie value is in the log or the database")
+	if strings.Contains(raw, sessionCookie.Value) {
+		t.Error("the session cookie value is in the database")
+	}
+	if err := tracing.Provider.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans := col.rawText()
+	if len(col.all()) < 20 || !strings.Contains(logs, "msg=request ") {
+		t.Fatalf("only %d spans exported, or no access log: the check would prove little", len(col.all()))
+	}
+	secrets := map[string]string{
+		"session cookie value": sessionCookie.Value,
+		"authorization code":   authCode(t, b),
+		"client secret":        testClientSecret,
+		"admin token":          testAdminToken,
 	}
 	for i, tok := range tokens {
-		if strings.Contains(logs, tok) {
-			t.Errorf("token %d is in the log", i)
+		secrets[fmt.Sprintf("token %d", i)] = tok
+	}
+	for what, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+		if strings.Contains(spans, secret) {
+			t.Errorf("the %s is in an exported span", what)
 		}
 	}
+}
+
+// authCode is the authorization code the browser carried to the callback.
+func authCode(t *testing.T, b *browser) string {
+	t.Helper()
+	for _, r := range b.responses {
+		if u, err := url.Parse(r.url); err == nil && u.Path == "/bff/callback" && u.Query().Get("code") != "" {
+			return u.Query().Get("code")
+		}
+	}
+	t.Fatal("no callback with a code recorded")
+	return ""
 }
 
 func readFiles(t *testing.T, paths ...string) string {

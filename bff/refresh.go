@@ -71,7 +71,7 @@ func (s *Server) refresh(ctx context.Context, sess *sessionstore.Session) (*sess
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return s.refreshFailed(sess, res.Err)
+			return s.refreshFailed(ctx, sess, res.Err)
 		}
 		return res.Val.(*sessionstore.Session), nil
 	case <-ctx.Done():
@@ -226,8 +226,8 @@ func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (
 // ends the session (401 session_expired); a session ended meanwhile is 401;
 // anything else (IdP or store unreachable) keeps the session and serves the
 // current access token while it is still valid, or answers 503.
-func (s *Server) refreshFailed(sess *sessionstore.Session, err error) (*sessionstore.Session, error) {
-	ctx := context.Background()
+func (s *Server) refreshFailed(ctx context.Context, sess *sessionstore.Session, err error) (*sessionstore.Session, error) {
+	ctx = context.WithoutCancel(ctx) // the end of the session must complete
 	switch {
 	case errors.Is(err, errRefreshDenied):
 		if _, kerr := s.endSession(ctx, sess.Key, sessionstore.CauseRefreshDenied, "idp"); kerr != nil {
