@@ -20,6 +20,8 @@ import (
 // on its own listener (default 127.0.0.1:9091), never the public one.
 //
 //	route                              guard
+//	GET    /                           none (the console page; its calls need the token)
+//	GET    /console/{console.js,.css}  none
 //	GET    /healthz                    none (liveness)
 //	GET    /readyz                     none (store and IdP reachable)
 //	GET    /metrics                    bearer token
@@ -36,6 +38,9 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.Handle("GET /admin/sessions", s.requireAdmin(s.handle(s.handleListSessions)))
 	mux.Handle("DELETE /admin/sessions/{handle}", s.requireAdmin(s.handle(s.handleKillSession)))
 	mux.Handle("DELETE /admin/users/{sub}/sessions", s.requireAdmin(s.handle(s.handleKillUser)))
+	mux.Handle("GET /{$}", handleConsole("index.html", "text/html; charset=utf-8"))
+	mux.Handle("GET /console/console.js", handleConsole("console.js", "text/javascript; charset=utf-8"))
+	mux.Handle("GET /console/console.css", handleConsole("console.css", "text/css; charset=utf-8"))
 	mux.Handle("/", s.handle(notFound))
 	return withRequestID(mux)
 }

@@ -193,6 +193,8 @@ async function startStackOnce(opts) {
   const publicURL = `http://127.0.0.1:${bffPort}`;
   const adminToken = randomBytes(18).toString('hex');
   const stack = { opURL, publicURL, procs: [], started: Date.now() };
+  stack.adminURL = `http://127.0.0.1:${adminPort}`;
+  stack.adminToken = adminToken;
 
   try {
     const op = new Proc('op', process.execPath, [
