@@ -21,6 +21,7 @@ const (
 	auditBackchannel    = "backchannel_logout" // the IdP ended it (OIDC Back-Channel Logout)
 	auditRefreshRefused = "refresh_refused"    // the IdP refused the refresh token; the session ended
 	auditReplaced       = "replaced"           // a new login in the same browser ended it
+	auditDeviceSignOut  = "device_signed_out"  // the user ended it from another of their sessions
 	auditExpiry         = "expiry"             // idle or absolute timeout (see auditExpiry)
 	auditEnded          = "session_ended"      // any other cause
 )
@@ -38,6 +39,8 @@ func auditEvent(cause sessionstore.Cause) string {
 		return auditRefreshRefused
 	case sessionstore.CauseReplaced:
 		return auditReplaced
+	case sessionstore.CauseUserRevoked:
+		return auditDeviceSignOut
 	case sessionstore.CauseExpired:
 		return auditExpiry
 	}

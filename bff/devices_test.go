@@ -159,7 +159,7 @@ func TestDevicesSignOutOneDevice(t *testing.T) {
 	if n := st.op.ActiveRefreshTokens("user-alice"); n != 1 {
 		t.Errorf("alice has %d refresh tokens at the OP, want 1 (the phone's revoked)", n)
 	}
-	if !strings.Contains(st.logs.String(), "event=session_ended cause=user_revoked sub=user-alice handle="+phoneHandle+" actor=user@"+userSID(t, laptop)) {
+	if !strings.Contains(st.logs.String(), "event=device_signed_out sub=user-alice handle="+phoneHandle+" cause=user_revoked actor=user@"+userSID(t, laptop)) {
 		t.Errorf("no audit line for the sign-out:\n%s", st.logs.String())
 	}
 	// Gone is gone: a second DELETE is 404.
