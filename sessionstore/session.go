@@ -18,8 +18,8 @@ type Session struct {
 	// Key is KeyFromCookie(cookie value): the store's primary key.
 	Key string
 	// Handle is the public name of the session, shown to the browser as
-	// "sid" and to admins. It is not the cookie value; the BFF derives it
-	// from Key (see HandleFromKey), other callers may choose any.
+	// "sid" and to admins. It is not the cookie value but derived from Key:
+	// it must be HandleFromKey(Key) (see CheckHandle).
 	Handle string
 
 	Subject string
@@ -84,9 +84,7 @@ func KeyFromCookie(cookieValue string) string {
 // of the key, which the store needs besides the handle. Two sessions get
 // the same handle only by a random collision of 128-bit values, about 2^64
 // sessions away; should it happen anyway, Create refuses a taken handle
-// with ErrConflict and the BFF starts over with a new cookie value. A store
-// may use the relation to find a session by handle without a separate
-// pointer from handle to key (the Redis backend does).
+// with ErrConflict and the BFF starts over with a new cookie value.
 func HandleFromKey(key string) string {
 	if len(key) != 43 {
 		return ""
@@ -96,6 +94,22 @@ func HandleFromKey(key string) string {
 		return ""
 	}
 	return ids.B64.EncodeToString(b[:16])
+}
+
+// CheckHandle returns an error wrapping ErrInvalid unless s.Handle is
+// HandleFromKey(s.Key). Every backend's Create calls it: the BFF derives
+// every handle, so all backends hold sessions of one shape, and a backend
+// may find a session by its handle through that relation (the Redis
+// backend keeps each record under its handle, with nothing that maps a
+// handle to a key).
+func CheckHandle(s *Session) error {
+	switch {
+	case s == nil:
+		return fmt.Errorf("%w: nil session", ErrInvalid)
+	case s.Handle == "" || s.Handle != HandleFromKey(s.Key):
+		return fmt.Errorf("%w: handle is not derived from the key", ErrInvalid)
+	}
+	return nil
 }
 
 // Live reports whether the session is still valid at now.

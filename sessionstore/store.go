@@ -58,7 +58,8 @@ type Store interface {
 // subject, by IdP session id).
 type Sessions interface {
 	// Create stores a new session with Version 1 and sets s.Version to 1.
-	// A taken Key or Handle is ErrConflict.
+	// A taken Key or Handle is ErrConflict; a Handle other than
+	// HandleFromKey(Key) is ErrInvalid (see CheckHandle).
 	Create(ctx context.Context, s *Session) error
 
 	// Get returns the live session under key. A missing or expired session is

@@ -249,6 +249,9 @@ func (e *entry) decode() (*sessionstore.Session, error) {
 // Create stores a new session with Version 1. When the store is full it
 // first evicts the session closest to expiry (see the package doc).
 func (s *Store) Create(_ context.Context, sess *sessionstore.Session) error {
+	if err := sessionstore.CheckHandle(sess); err != nil {
+		return fmt.Errorf("memory: create session: %w", err)
+	}
 	rec, err := sessionstore.Encode(sess)
 	if err != nil {
 		return fmt.Errorf("memory: create session: %w", err)

@@ -46,10 +46,13 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Harness{New: newStore, Dump: dump})
 }
 
+// key is the key of session i.
+func key(i int) string { return sessionstore.KeyFromCookie(fmt.Sprintf("cookie-%d", i)) }
+
 func session(i int, expires time.Time) *sessionstore.Session {
 	return &sessionstore.Session{
-		Key:       fmt.Sprintf("key-%d", i),
-		Handle:    fmt.Sprintf("handle-%d", i),
+		Key:       key(i),
+		Handle:    sessionstore.HandleFromKey(key(i)),
 		Subject:   "sub",
 		IdPSID:    "sid",
 		CreatedAt: time.Now(),
@@ -72,13 +75,13 @@ func TestEvictsClosestToExpiry(t *testing.T) {
 	if err := s.Create(ctx, session(3, now.Add(30*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(ctx, "key-1"); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, err := s.Get(ctx, key(1)); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Errorf("closest to expiry not evicted: %v", err)
 	}
-	if tb, err := s.Tombstone(ctx, "key-1"); err != nil || tb.Cause != sessionstore.CauseExpired {
+	if tb, err := s.Tombstone(ctx, key(1)); err != nil || tb.Cause != sessionstore.CauseExpired {
 		t.Errorf("evicted session's tombstone = %+v, %v", tb, err)
 	}
-	for _, k := range []string{"key-0", "key-2", "key-3"} {
+	for _, k := range []string{key(0), key(2), key(3)} {
 		if _, err := s.Get(ctx, k); err != nil {
 			t.Errorf("Get(%s): %v", k, err)
 		}
@@ -129,7 +132,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, sessionstore.ErrUnavailable) {
 		t.Errorf("Ping after Close: %v", err)
 	}
-	if _, err := s.Get(ctx, "k"); !errors.Is(err, sessionstore.ErrUnavailable) {
+	if _, err := s.Get(ctx, key(1)); !errors.Is(err, sessionstore.ErrUnavailable) {
 		t.Errorf("Get after Close: %v", err)
 	}
 	if err := s.Create(ctx, session(1, time.Now().Add(time.Hour))); !errors.Is(err, sessionstore.ErrUnavailable) {

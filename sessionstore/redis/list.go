@@ -29,9 +29,7 @@ type listCursor struct {
 	Node    int      `json:"n,omitempty"` // index of the primary being scanned (Cluster)
 	Scan    uint64   `json:"c,omitempty"` // its SCAN cursor
 	Done    bool     `json:"d,omitempty"` // its SCAN has finished
-	Pending []string `json:"q,omitempty"` // record keys (without the prefix) scanned but not yet returned
-	// Old is Pending as earlier versions wrote it: session keys.
-	Old []string `json:"p,omitempty"`
+	Pending []string `json:"h,omitempty"` // handles scanned but not yet returned
 }
 
 // List pages through all live sessions with SCAN; see the package comment
@@ -49,10 +47,6 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 		if err != nil || cur.Node < 0 {
 			return nil, "", fmt.Errorf("redis: list: %w: malformed cursor", sessionstore.ErrInvalid)
 		}
-		for _, k := range cur.Old {
-			cur.Pending = append(cur.Pending, "{k:"+k+"}")
-		}
-		cur.Old = nil
 	}
 	nodes, err := st.scanNodes(ctx)
 	if err != nil {
@@ -89,10 +83,11 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 		}
 		cur.Scan, cur.Done = next, next == 0
 		for _, rk := range keys {
-			k, ok := strings.CutPrefix(rk, st.prefix)
-			if ok && !seen[k] {
-				seen[k] = true
-				cur.Pending = append(cur.Pending, k)
+			h, ok := strings.CutPrefix(rk, st.prefix+"{h:")
+			h, ok2 := strings.CutSuffix(h, "}")
+			if ok && ok2 && !seen[h] {
+				seen[h] = true
+				cur.Pending = append(cur.Pending, h)
 			}
 		}
 	}
@@ -106,60 +101,41 @@ func (st *Store) List(ctx context.Context, cursor string, limit int) ([]*session
 	return page, base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// fetchLive reads the records named in pending (record keys without the
-// prefix) in one round trip and returns the live ones, in that order.
-// Handle pointers, which share the names of records under a handle, are
-// skipped.
-func (st *Store) fetchLive(ctx context.Context, pending []string) ([]*sessionstore.Session, error) {
-	locs := make([]loc, 0, len(pending))
-	keys := make([]string, 0, len(pending))
-	for _, name := range pending {
-		inner := strings.TrimSuffix(strings.TrimPrefix(name, "{"), "}")
-		if h, ok := strings.CutPrefix(inner, "h:"); ok {
-			locs = append(locs, st.handleLoc(h, ""))
-			keys = append(keys, "")
-		} else {
-			k := strings.TrimPrefix(inner, "k:")
-			locs = append(locs, loc{rk: st.recordKey(k)})
-			keys = append(keys, k)
-		}
-	}
-	recs, err := st.fetch(ctx, locs)
+// fetchLive reads the records under handles in one round trip and
+// returns the live ones, in that order.
+func (st *Store) fetchLive(ctx context.Context, handles []string) ([]*sessionstore.Session, error) {
+	recs, err := st.fetch(ctx, handles)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	out := make([]*sessionstore.Session, 0, len(pending))
+	out := make([]*sessionstore.Session, 0, len(handles))
 	for i, b := range recs {
-		key, ok := recordAt(locs[i], keys[i], b)
-		if !ok {
-			continue
-		}
-		s, err := decodeRecord(key, b)
+		s, err := underHandle(handles[i], b)
 		if err != nil {
 			return nil, err
 		}
-		if s.Live(now) {
+		if s != nil && s.Live(now) {
 			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
-// fetch reads the records at locs in one round trip (one per node in a
-// Cluster); a missing record is nil.
-func (st *Store) fetch(ctx context.Context, locs []loc) ([][]byte, error) {
-	cmds := make([]*goredis.StringCmd, len(locs))
+// fetch reads the records under handles in one round trip (one per node
+// in a Cluster); a missing record is nil.
+func (st *Store) fetch(ctx context.Context, handles []string) ([][]byte, error) {
+	cmds := make([]*goredis.StringCmd, len(handles))
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, l := range locs {
-			cmds[i] = p.Get(ctx, l.rk)
+		for i, h := range handles {
+			cmds[i] = p.Get(ctx, st.recordKey(h))
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, err
 	}
-	out := make([][]byte, len(locs))
+	out := make([][]byte, len(handles))
 	for i, c := range cmds {
 		b, err := c.Bytes()
 		switch {

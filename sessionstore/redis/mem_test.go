@@ -20,9 +20,8 @@ import (
 )
 
 // TestMemoryPerSession measures what a session with a typical token set
-// costs in Redis, all keys included (record, handle pointer, index
-// entries). It writes 100k sessions per variant, so it runs only with
-// BFF_REDIS_MEMTEST=1:
+// costs in Redis, all keys included (record and index entries). It writes
+// 100k sessions per variant, so it runs only with BFF_REDIS_MEMTEST=1:
 //
 //	BFF_REDIS_MEMTEST=1 go test -run TestMemoryPerSession -v ./sessionstore/redis/
 //
@@ -104,16 +103,12 @@ func measureSessions(t *testing.T, n int, jwt func(jwtKind, int) string) {
 		v, _ := st.client.MemoryUsage(ctx, key, 0).Result()
 		return v
 	}
-	rk := st.locOf(sample).rk
+	rk := st.recordKey(sample.Handle)
 	size, _ := st.client.StrLen(ctx, rk).Result()
-	hk := st.handleKey(sample.Handle)
-	if hk == rk {
-		hk = "" // stored under its handle: no pointer
-	}
 	meta := size - headerSize - int64(len(sample.AccessToken)+len(sample.Secrets))
-	t.Logf("one session: ID token %d chars, access token %d chars; record %d bytes (value %d: header %d, sealed tokens %d + %d, the rest %d), handle pointer %d, subject index %d (shared by 2 sessions), IdP sid index %d",
+	t.Logf("one session: ID token %d chars, access token %d chars; record %d bytes (value %d: header %d, sealed tokens %d + %d, the rest %d), subject index %d (shared by 2 sessions), IdP sid index %d",
 		idLen, atLen, usage(rk), size, headerSize, len(sample.AccessToken), len(sample.Secrets), meta,
-		usage(hk), usage(st.subjectKey(sample.Subject)), usage(st.sidKey(sample.IdPSID)))
+		usage(st.subjectKey(sample.Subject)), usage(st.sidKey(sample.IdPSID)))
 	if per > 2048 {
 		t.Logf("over the 2 KB budget by %.0f bytes", per-2048)
 	}

@@ -40,7 +40,7 @@ type lock struct {
 // that expired and was taken by another holder stays. Releasing twice is
 // not an error.
 func (l *lock) Release(ctx context.Context) error {
-	if err := compareDeleteScript.Run(ctx, l.st.client, []string{l.key}, l.fence).Err(); err != nil {
+	if err := releaseScript.Run(ctx, l.st.client, []string{l.key}, l.fence).Err(); err != nil {
 		return l.st.fail("release lock", err)
 	}
 	return nil

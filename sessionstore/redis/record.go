@@ -6,16 +6,19 @@ import (
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
 // A record is stored as one string:
 //
-//	[0]        format, 2
+//	[0]        format, 3
 //	[1,9)      version
 //	[9,17)     LastSeen, Unix ns (0 for the zero time)
 //	[17,25)    ExpiresAt, Unix ns
 //	[25,33)    index horizon, Unix ms (see the package comment)
-//	[33,…)     the session, tokens included, as sessionstore.Encode writes
+//	[33,65)    the 32 bytes of the session key, which the record key (the
+//	           handle) names only half of; every read checks them
+//	[65,…)     the session, tokens included, as sessionstore.Encode writes
 //	           it, but without LastSeen (the header has it)
 //
 // with every number big-endian. One string rather than a hash because a
@@ -27,35 +30,32 @@ import (
 // and a PEXPIREAT; the scripts read the horizon with struct.unpack, exact
 // for milliseconds in Lua's doubles. ExpiresAt stays in the encoded session
 // too (Encode requires it); the header's copy wins on read.
-//
-// Format 3 is format 2 with the 32 bytes of the session key at [33,65),
-// before the session: it is written for a session stored under its derived
-// handle (see the package comment), whose record key does not name the
-// whole key, and every read checks that the record carries the key asked
-// for.
 const (
-	recordFormat = 2
+	recordFormat = 3
 	offVersion   = 1
 	offTimes     = 9 // LastSeen then ExpiresAt
 	offHorizon   = 25
-	headerSize   = 33
-
-	recordFormatV3 = 3
-	headerSizeV3   = headerSize + packedKeySize
+	offKey       = 33
+	headerSize   = offKey + keySize
+	keySize      = 32
 )
 
 // record is a session about to be stored.
 type record struct {
+	l       loc    // where it goes
 	b       []byte // the stored string
 	expMs   int64  // PEXPIREAT of the record
 	horizon int64  // index horizon
 }
 
-// encodeRecord validates s and lays it out with the given version.
-func encodeRecord(s *sessionstore.Session, version int64) (*record, error) {
-	if s == nil {
-		return nil, fmt.Errorf("%w: nil session", sessionstore.ErrInvalid)
+// encodeRecord validates s and lays it out with the given version. A
+// session whose handle is not derived from its key is ErrInvalid: it has
+// no place in this layout.
+func (st *Store) encodeRecord(s *sessionstore.Session, version int64) (*record, error) {
+	if err := sessionstore.CheckHandle(s); err != nil {
+		return nil, err
 	}
+	l, _ := st.locOf(s.Key) // CheckHandle made sure it is a session key
 	meta := *s
 	meta.LastSeen = time.Time{}
 	m, err := sessionstore.Encode(&meta)
@@ -63,90 +63,61 @@ func encodeRecord(s *sessionstore.Session, version int64) (*record, error) {
 		return nil, err
 	}
 	exp := ceilMs(s.ExpiresAt)
-	r := &record{expMs: exp, horizon: max(exp, ceilMs(s.AbsoluteExpiresAt))}
-	format, kb := byte(recordFormat), ""
-	if derived(s) {
-		format, kb = recordFormatV3, packKey(s.Key)
-	}
-	b := make([]byte, 0, headerSize+len(kb)+len(m))
-	b = append(b, format)
+	r := &record{l: l, expMs: exp, horizon: max(exp, ceilMs(s.AbsoluteExpiresAt))}
+	b := make([]byte, 0, headerSize+len(m))
+	b = append(b, recordFormat)
 	b = binary.BigEndian.AppendUint64(b, uint64(version))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.LastSeen)))
 	b = binary.BigEndian.AppendUint64(b, uint64(nanos(s.ExpiresAt)))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.horizon))
-	b = append(b, kb...)
+	b = append(b, l.kb...)
 	r.b = append(b, m...)
 	return r, nil
 }
 
-// decodeRecord rebuilds the session stored under key.
-func decodeRecord(key string, b []byte) (*sessionstore.Session, error) {
-	bad := func(what string) error {
-		return fmt.Errorf("%w: stored record: %s", sessionstore.ErrInvalid, what)
+// recordKeyOf returns the session key a record carries, and false if b is
+// not a record.
+func recordKeyOf(b []byte) (string, bool) {
+	if len(b) < headerSize || b[0] != recordFormat {
+		return "", false
 	}
-	if len(b) < headerSize || (b[0] != recordFormat && b[0] != recordFormatV3) {
-		return nil, bad("unknown format")
-	}
-	if b[0] == recordFormatV3 {
-		if k, ok := embeddedKey(b); !ok || k != key {
-			return nil, bad("record of another key")
-		}
+	return ids.B64.EncodeToString(b[offKey:headerSize]), true
+}
+
+// decodeRecord rebuilds the session a record holds.
+func decodeRecord(b []byte) (*sessionstore.Session, error) {
+	key, ok := recordKeyOf(b)
+	if !ok {
+		return nil, fmt.Errorf("%w: stored record: unknown format", sessionstore.ErrInvalid)
 	}
 	be := binary.BigEndian
-	version := int64(be.Uint64(b[offVersion:]))
-	lastSeen := int64(be.Uint64(b[offTimes:]))
-	expires := int64(be.Uint64(b[offTimes+8:]))
-	var s *sessionstore.Session
-	var err error
-	switch b[0] {
-	case recordFormat:
-		s, err = sessionstore.Decode(key, version, b[headerSize:])
-	default: // recordFormatV3
-		s, err = sessionstore.Decode(key, version, b[headerSizeV3:])
-	}
+	s, err := sessionstore.Decode(key, int64(be.Uint64(b[offVersion:])), b[headerSize:])
 	if err != nil {
 		return nil, err
 	}
-	s.LastSeen, s.ExpiresAt = fromNanos(lastSeen), fromNanos(expires)
+	s.LastSeen = fromNanos(int64(be.Uint64(b[offTimes:])))
+	s.ExpiresAt = fromNanos(int64(be.Uint64(b[offTimes+8:])))
 	return s, nil
 }
 
-// embeddedKey returns the session key a format 3 record carries, and
-// false if b is not such a record (a handle pointer, say, which lives
-// under the same names).
-func embeddedKey(b []byte) (string, bool) {
-	if len(b) < headerSizeV3 || b[0] != recordFormatV3 {
-		return "", false
+// underHandle decodes b, read under handle, if it is the record of a
+// session with that handle; nil if it is missing or of another key (whose
+// handle collides, so it cannot be stored here anyway).
+func underHandle(handle string, b []byte) (*sessionstore.Session, error) {
+	if key, ok := recordKeyOf(b); !ok || sessionstore.HandleFromKey(key) != handle {
+		return nil, nil
 	}
-	return b64.EncodeToString(b[headerSize:headerSizeV3]), true
+	s, err := decodeRecord(b)
+	if err != nil || s.Handle != handle {
+		return nil, err
+	}
+	return s, nil
 }
 
-// ownRecord reports whether b, read from l, is the record of the session
-// l is for: for a location under a handle, a format 3 record carrying the
-// key.
+// ownRecord reports whether b, read at l, is the record of the session l
+// is for.
 func ownRecord(l loc, b []byte) bool {
-	if l.kb == "" {
-		return len(b) > 0 && b[0] != recordFormatV3
-	}
-	return len(b) >= headerSizeV3 && b[0] == recordFormatV3 && string(b[headerSize:headerSizeV3]) == l.kb
-}
-
-// recordAt returns the key of the session whose record b is, read at l
-// (nil if missing), and false if b is no such record. Under a key it is
-// that key; under a handle it is the key the record carries, if the handle
-// is derived from it.
-func recordAt(l loc, key string, b []byte) (string, bool) {
-	if b == nil {
-		return "", false
-	}
-	if l.h == "" {
-		return key, ownRecord(l, b)
-	}
-	k, ok := embeddedKey(b)
-	if !ok || sessionstore.HandleFromKey(k) != l.h || (l.kb != "" && packKey(k) != l.kb) {
-		return "", false
-	}
-	return k, true
+	return len(b) >= headerSize && b[0] == recordFormat && string(b[offKey:headerSize]) == l.kb
 }
 
 // be64 is n as the 8 big-endian bytes the header and the scripts use.

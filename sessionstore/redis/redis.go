@@ -23,58 +23,40 @@
 //
 // # Keys
 //
-// With prefix P (Options.Prefix, default "bff:"), a session whose handle is
-// derived from its key (sessionstore.HandleFromKey: every session the BFF
-// makes) is stored as
+// Every session has the handle derived from its key
+// (sessionstore.HandleFromKey; Create refuses any other), and with prefix P
+// (Options.Prefix, default "bff:") it is stored as
 //
 //	P{h:<handle>}    the record: one string, a fixed header (version, LastSeen,
 //	                 ExpiresAt, index horizon), the 32 bytes of the session
 //	                 key, then the session with its sealed tokens
 //	                 (sessionstore.Encode; see record.go)
 //	P{h:<handle>}:t  the tombstone: the 32 bytes of the key, then JSON
-//
-// and any other session (a caller's own handle) as
-//
-//	P{k:<key>}       the record, as above without the key
-//	P{k:<key>}:t     the tombstone (JSON)
-//	P{h:<handle>}    string: the key of the session with that handle, packed
-//
-// and for both
-//
-//	P{u:<subject>}   sorted set of index members, score = index horizon (Unix ms)
+//	P{u:<subject>}   sorted set of the 16 bytes each handle encodes,
+//	                 score = index horizon (Unix ms)
 //	P{s:<idp sid>}   the same for the IdP session id
+//
+// beside
+//
 //	P{l:<name>}      a lock (random fence value)
 //	P{r:<id>}        a replay-cache entry
 //
 // and events travel on the pub/sub channel P+"events".
 //
 // A derived handle is the first half of the key, so the record can live
-// under it: GetByHandle is one read, and no handle pointer is needed (it
-// was 120 bytes of a session's 2 KB). A record under a handle carries the
-// whole key and every read checks it (Get, Touch, Update and Delete treat
-// a record of another key, or a handle pointer, found there as missing),
-// so two keys whose handles collide (2^-128 per pair, and Create refuses a
-// taken name anyway) never read each other's session. Handle pointers and
-// records under a handle share names, so a handle is taken by either. Get,
-// Touch, Delete and Tombstone, given only a key, look under its derived
-// handle first, then under the key (sessions of other callers, and of
-// earlier versions).
-//
-// An index member is the 16 bytes a derived handle encodes, for a session
-// stored under it, else the 32 bytes a session key (base64url) encodes,
-// not its 43 characters: index members and handle pointers are most of what
-// a session costs beside its record, and the shorter form puts each into a
-// smaller allocator size class. Members and pointers written as text by
-// earlier versions are still read, raised and removed (see packKey); an
-// earlier version, though, takes a packed member for a stale one and
-// removes it, and a record under a handle for a broken handle pointer, so
-// instances of both versions must not serve one Redis at the same time. The
-// hash tags ({…}) put a record and its tombstone into one Cluster slot, so
-// every Lua script touches a single slot: Create, Update (compare-and-swap
-// on v), Touch and Delete (read, delete and tombstone in one step) are each
-// atomic on the record. Handle pointer and index sets live in other slots
-// and are changed by separate commands; see "Indexes" for why that is still
-// correct.
+// under it: Get and GetByHandle are each one read of one key, and no
+// pointer from handle to key is needed. A record carries the whole key
+// and every read checks it (Get, Touch, Update, Delete and Tombstone treat
+// a record or tombstone of another key found there as missing), so two
+// keys whose handles collide (2^-128 per pair, and Create refuses a taken
+// handle anyway) never read each other's session. Index members are the
+// 16 bytes a handle encodes rather than its 22 characters: they are most of
+// what a session costs beside its record. The hash tags ({…}) put a record
+// and its tombstone into one Cluster slot, so every Lua script touches a
+// single slot: Create, Update (compare-and-swap on the version), Touch and
+// Delete (read, delete and tombstone in one step) are each atomic on the
+// record. The index sets live in other slots and are changed by separate
+// commands; see "Indexes" for why that is still correct.
 //
 // LastSeen and ExpiresAt sit at fixed offsets in the header (they override
 // the encoded session's copies on read), so Touch is a SETRANGE and a
@@ -92,39 +74,37 @@
 //
 // # Indexes
 //
-// In a Cluster the handle pointer and the index sets are in other slots than
-// the record, so no script can change them together. Correctness rests on
-// two rules instead:
+// In a Cluster the index sets are in other slots than the record, so no
+// script can change them together. Correctness rests on two rules instead:
 //
 //  1. Index entries are hints, written before the record exists and checked
 //     against the record on every read. ListBySubject and ListByIdPSID read
-//     the members, fetch their records and return only live records whose
-//     subject (or IdP sid) really matches. A member whose record is gone is
-//     removed, but only if its score is still the one that was read (a Lua
+//     the members, fetch the records under those handles and return only
+//     live records whose subject (or IdP sid) really matches and whose key
+//     derives the handle. A member whose record is gone is removed, but
+//     only if its score is still the one that was read (a Lua
 //     compare-and-remove): Create adds each member once before creating the
 //     record and once more, one millisecond higher, after it, so a List that
 //     saw the member in between cannot remove it from under a new session.
-//     GetByHandle likewise checks that the record it reaches carries the
-//     handle; a member naming a handle is resolved through the record under
-//     it, which must carry a key that handle derives from. A failed Create or a lost cleanup leaves only stale hints,
-//     which cost a lookup and are removed when read or when they expire.
+//     A failed Create or a lost cleanup leaves only stale hints, which cost
+//     a lookup and are removed when read or when they expire.
 //
-//  2. Every auxiliary key outlives its record. Each record carries an index
-//     horizon x (the later of ExpiresAt and AbsoluteExpiresAt): the handle
-//     pointer's TTL, the members' scores and the index sets' TTLs are at
-//     least x, and they are raised (PEXPIREAT GT, ZADD XX GT, never lowered)
-//     before x is raised in the record. Touch within the horizon, the usual
-//     case since ExpiresAt never passes AbsoluteExpiresAt, is one script on
-//     the record. Because a member's score is never below its record's
-//     expiry, members whose score has passed belong to expired records and
-//     are dropped wholesale (ZREMRANGEBYSCORE) before every read, and an
-//     index set expires only after its last session. A session can thus
-//     never be live without being reachable by subject, IdP sid and handle,
-//     which is what a kill of all of a user's sessions relies on.
+//  2. Every index entry outlives its record. Each record carries an index
+//     horizon x (the later of ExpiresAt and AbsoluteExpiresAt): the
+//     members' scores and the index sets' TTLs are at least x, and they are
+//     raised (PEXPIREAT GT, ZADD XX GT, never lowered) before x is raised in
+//     the record. Touch within the horizon, the usual case since ExpiresAt
+//     never passes AbsoluteExpiresAt, is one script on the record. Because
+//     a member's score is never below its record's expiry, members whose
+//     score has passed belong to expired records and are dropped wholesale
+//     (ZREMRANGEBYSCORE) before every read, and an index set expires only
+//     after its last session. A session can thus never be live without
+//     being reachable by subject and IdP sid, which is what a kill of all
+//     of a user's sessions relies on.
 //
 // Delete removes the record and writes the tombstone in one script, then
-// removes the index members and the handle pointer; if that second step
-// fails, the stale hints above are all that remains.
+// removes the index members; if that second step fails, the stale hints
+// above are all that remains.
 //
 // Session keys are hashes of fresh random cookie values and are never reused
 // while an earlier session under the same key could still be indexed, except
@@ -133,15 +113,15 @@
 //
 // # List and Cluster
 //
-// List walks the record keys with SCAN MATCH P{[kh]:*} TYPE string,
-// skipping the handle pointers among them. SCAN may return a key twice
-// across calls and may return more keys than asked for;
-// List removes duplicates within a call and keeps the surplus keys in the
-// cursor it returns (so a cursor can be a few kilobytes for a large limit),
-// so each page holds at most limit sessions. Sessions created or deleted
-// while a walk is under way may or may not be listed. In a Cluster, List
-// walks the primaries one after another (in address order, taken at each
-// call): a failover or resharding during a walk may skip or repeat sessions.
+// List walks the record keys with SCAN MATCH P{h:*} TYPE string
+// (tombstones end in ":t" and do not match). SCAN may return a key twice
+// across calls and may return more keys than asked for; List removes
+// duplicates within a call and keeps the surplus handles in the cursor it
+// returns (so a cursor can be a few kilobytes for a large limit), so each
+// page holds at most limit sessions. Sessions created or deleted while a
+// walk is under way may or may not be listed. In a Cluster, List walks the
+// primaries one after another (in address order, taken at each call): a
+// failover or resharding during a walk may skip or repeat sessions.
 //
 // # Errors
 //
@@ -153,7 +133,6 @@ package redis
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -163,6 +142,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
@@ -249,122 +229,44 @@ func (st *Store) Close() error {
 
 // Key names. The braces are Cluster hash tags: see the package comment.
 
-func (st *Store) recordKey(key string) string    { return st.prefix + "{k:" + key + "}" }
-func (st *Store) tombKey(key string) string      { return st.recordKey(key) + ":t" }
-func (st *Store) handleKey(handle string) string { return st.prefix + "{h:" + handle + "}" }
+func (st *Store) recordKey(handle string) string { return st.prefix + "{h:" + handle + "}" }
 func (st *Store) subjectKey(sub string) string   { return st.prefix + "{u:" + sub + "}" }
 func (st *Store) sidKey(sid string) string       { return st.prefix + "{s:" + sid + "}" }
 func (st *Store) lockKey(name string) string     { return st.prefix + "{l:" + name + "}" }
 func (st *Store) replayKey(id string) string     { return st.prefix + "{r:" + id + "}" }
 func (st *Store) channel() string                { return st.prefix + "events" }
 
-// derived reports whether s has the handle the BFF gives it, derived from
-// its key (sessionstore.HandleFromKey). Such a session is stored under its
-// handle (see the package comment); any other under its key.
-func derived(s *sessionstore.Session) bool {
-	return s.Handle != "" && s.Handle == sessionstore.HandleFromKey(s.Key)
-}
+// recordPattern is the SCAN MATCH pattern of record keys (tombstones end
+// in ":t", not "}", and do not match).
+func (st *Store) recordPattern() string { return globEscape(st.prefix) + "{h:*}" }
 
-// loc is where a session's record may be: its record and tombstone keys
-// and, for a record stored under its handle, the 32 bytes of the key the
-// record must carry ("" for a record stored under its key).
+// loc is where the session of one key lives: its record and tombstone
+// keys, and the 32 bytes of the key that the record and the tombstone
+// carry.
 type loc struct {
 	rk, tk string
 	kb     string
-	h      string // the handle, for a location under one
 }
 
-// locOf is where s is stored.
-func (st *Store) locOf(s *sessionstore.Session) loc {
-	if derived(s) {
-		return st.handleLoc(s.Handle, packKey(s.Key))
+// locOf is where the session under key lives, and false if key is not a
+// session key (as sessionstore.KeyFromCookie makes them), which no stored
+// session can have.
+func (st *Store) locOf(key string) (loc, bool) {
+	h := sessionstore.HandleFromKey(key)
+	if h == "" {
+		return loc{}, false
 	}
-	return loc{rk: st.recordKey(s.Key), tk: st.tombKey(s.Key)}
+	kb, _ := ids.B64.DecodeString(key) // HandleFromKey checked it
+	rk := st.recordKey(h)
+	return loc{rk: rk, tk: rk + ":t", kb: string(kb)}, true
 }
 
-func (st *Store) handleLoc(handle, kb string) loc {
-	rk := st.handleKey(handle)
-	return loc{rk: rk, tk: rk + ":t", kb: kb, h: handle}
+// member is the index member of the session with handle h: the 16 bytes h
+// encodes.
+func member(handle string) string {
+	b, _ := ids.B64.DecodeString(handle)
+	return string(b)
 }
-
-// locsOf lists where the session under key may be, most likely first:
-// under its derived handle when key is a session key, then under the key.
-func (st *Store) locsOf(key string) []loc {
-	byKey := loc{rk: st.recordKey(key), tk: st.tombKey(key)}
-	if h := sessionstore.HandleFromKey(key); h != "" {
-		return []loc{st.handleLoc(h, packKey(key)), byKey}
-	}
-	return []loc{byKey}
-}
-
-// Session keys inside index sets and handle pointers. A session key is
-// KeyFromCookie's base64url of 32 bytes, 43 characters; there it is stored
-// as those 32 bytes, so each index member and each handle pointer holds 11
-// bytes less, which moves both into smaller allocator size classes (see the
-// package comment). A session stored under its derived handle is indexed by
-// the 16 bytes its handle encodes (see members). Any other key (tests use
-// short ones) is stored as it is, behind a 0 byte when it could be taken for
-// the packed form (32 bytes long), for a handle (16), for such an escape or
-// for a record (a first byte below 0x20). A member or pointer written as
-// text before keys were packed (43 characters) still reads as itself.
-var b64 = base64.RawURLEncoding.Strict()
-
-const (
-	packedKeySize    = 32
-	packedHandleSize = 16
-)
-
-func packKey(key string) string {
-	if len(key) == 43 {
-		if b, err := b64.DecodeString(key); err == nil {
-			return string(b)
-		}
-	}
-	if len(key) == packedKeySize || len(key) == packedHandleSize || (key != "" && key[0] < 0x20) {
-		return "\x00" + key
-	}
-	return key
-}
-
-func unpackKey(m string) string {
-	if len(m) == packedKeySize {
-		return b64.EncodeToString([]byte(m))
-	}
-	return strings.TrimPrefix(m, "\x00")
-}
-
-// unpackMember reads an index member: the handle of a session stored under
-// it (16 bytes), else a session key.
-func unpackMember(m string) (key, handle string) {
-	if len(m) == packedHandleSize {
-		return "", b64.EncodeToString([]byte(m))
-	}
-	return unpackKey(m), ""
-}
-
-// keyForms lists the forms key may be stored in: packed and, when that
-// differs, as text (written before keys were packed).
-func keyForms(key string) []any {
-	if p := packKey(key); p != key {
-		return []any{p, key}
-	}
-	return []any{key}
-}
-
-// members lists the index members of s: for a session stored under its
-// derived handle, the 16 bytes the handle encodes; else keyForms.
-func members(s *sessionstore.Session) []any {
-	if derived(s) {
-		b, _ := b64.DecodeString(s.Handle)
-		return []any{string(b)}
-	}
-	return keyForms(s.Key)
-}
-
-// recordPattern is the SCAN MATCH pattern of record keys, under a key or a
-// handle (tombstones end in ":t", not "}", and do not match; handle
-// pointers do, and are told apart by their value).
-func (st *Store) recordPattern() string { return globEscape(st.prefix) + "{[kh]:*}" }
 
 // globEscape quotes the characters that SCAN MATCH treats specially.
 func globEscape(s string) string {

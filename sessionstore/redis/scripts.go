@@ -12,10 +12,9 @@ import goredis "github.com/redis/go-redis/v9"
 // session and the tokens (see record.go). The scripts read and write header
 // fields by offset; Lua's string.sub is 1-based, so the version, at bytes
 // [1,9), is string.sub(h, 2, 9), the horizon, at [25,33),
-// string.sub(h, 26, 33). A record stored under its handle (format 3)
-// carries the session key at [33,65), string.sub(h, 34, 65): the scripts
-// that take an expected key ("" for a record stored under its key) treat a
-// value without it (another session's, or a handle pointer) as missing.
+// string.sub(h, 26, 33), and the session key, at [33,65),
+// string.sub(h, 34, 65). The scripts that take an expected key (its 32
+// bytes) treat a record of another key, whose handle collides, as missing.
 
 // createScript: KEYS record, tombstone; ARGV record, expiry ms. Returns 0
 // if the key is taken, 1 when created. A tombstone of an earlier session
@@ -32,8 +31,7 @@ return 1
 // kept (the caller raised the auxiliary keys to the new one before).
 var updateScript = goredis.NewScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, 64)
-if h == '' then return 0 end
-if ARGV[4] ~= '' and (string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4]) then return 0 end
+if string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4] then return 0 end
 if string.sub(h, 2, 9) ~= ARGV[1] then return -1 end
 local rec = ARGV[2]
 if struct.unpack('>i8', string.sub(h, 26, 33)) > struct.unpack('>i8', string.sub(rec, 26, 33)) then
@@ -50,8 +48,7 @@ return 1
 // sets the new one.
 var touchScript = goredis.NewScript(`
 local h = redis.call('GETRANGE', KEYS[1], 0, 64)
-if h == '' then return 0 end
-if ARGV[4] ~= '' and (string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4]) then return 0 end
+if string.byte(h, 1) ~= 3 or string.sub(h, 34, 65) ~= ARGV[4] then return 0 end
 local x = struct.unpack('>i8', string.sub(h, 26, 33))
 if ARGV[3] ~= '' and struct.unpack('>i8', ARGV[3]) > x then
   redis.call('SETRANGE', KEYS[1], 25, ARGV[3])
@@ -69,26 +66,20 @@ return 1
 var deleteScript = goredis.NewScript(`
 local r = redis.call('GET', KEYS[1])
 if not r then return false end
-if ARGV[3] ~= '' and (string.byte(r, 1) ~= 3 or string.sub(r, 34, 65) ~= ARGV[3]) then return false end
+if string.byte(r, 1) ~= 3 or string.sub(r, 34, 65) ~= ARGV[3] then return false end
 redis.call('DEL', KEYS[1])
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
 return r
 `)
 
-// indexAddScript: KEYS index; ARGV score ms, mode, then members (the forms
-// of one session key, see keyForms). Mode "add" adds the first member or
-// raises its score; "xx" only raises the score of the members that are
-// there, so a deleted session is never indexed again. The set's TTL is
-// raised to at least the score, in the same step, so the set never exists
-// without a TTL nor expires before a member.
+// indexAddScript: KEYS index; ARGV score ms, mode, member. Mode "add" adds
+// the member or raises its score; "xx" only raises the score of a member
+// that is there, so a deleted session is never indexed again. The set's
+// TTL is raised to at least the score, in the same step, so the set never
+// exists without a TTL nor expires before a member.
 var indexAddScript = goredis.NewScript(`
 if ARGV[2] == 'xx' then
-  local args = {}
-  for i = 3, #ARGV do
-    args[#args + 1] = ARGV[1]
-    args[#args + 1] = ARGV[i]
-  end
-  redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(args))
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', ARGV[1], ARGV[3])
 else
   redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[3])
 end
@@ -124,13 +115,9 @@ end
 return n
 `)
 
-// compareDeleteScript: KEYS key; ARGV values. Deletes the key only if it
-// still holds one of the values: a lock's fence, or a handle pointer's
-// session key (in any of its forms, see keyForms).
-var compareDeleteScript = goredis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-for i = 1, #ARGV do
-  if v == ARGV[i] then return redis.call('DEL', KEYS[1]) end
-end
+// releaseScript: KEYS lock; ARGV fence. Deletes the lock only if it still
+// holds this fence.
+var releaseScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)

@@ -12,76 +12,32 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
-// Create stores s as a new session with Version 1. A session with a
-// derived handle is stored under it (see the package comment): its record
-// is created by a script that fails if the name is taken, by another
-// record or by a handle pointer. For any other session the handle is
-// claimed first (SET NX) and the record created under the key. Either way,
-// the index entries are written before the record and confirmed after it
+// Create stores s as a new session with Version 1, under its handle (see
+// the package comment), with a script that fails if the handle is taken.
+// The index entries are written before the record and confirmed after it
 // (see the package comment). A taken key or handle is ErrConflict; a
-// session already expired is ErrInvalid.
+// session already expired, or with a handle not derived from its key, is
+// ErrInvalid.
 func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
-	r, err := encodeRecord(s, 1)
+	r, err := st.encodeRecord(s, 1)
 	if err != nil {
 		return err
 	}
 	if !s.ExpiresAt.After(time.Now()) {
 		return fmt.Errorf("%w: session already expired at %v", sessionstore.ErrInvalid, s.ExpiresAt)
 	}
-	// A key lives in one place only: refuse it if the other place has it.
-	// (Only sessions made with chosen keys and handles, not the BFF's, can
-	// meet there.)
-	for _, l := range st.locsOf(s.Key) {
-		if l.rk == st.locOf(s).rk {
-			continue
-		}
-		b, err := st.client.Get(ctx, l.rk).Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil):
-		case err != nil:
-			return st.fail("create", err)
-		case ownRecord(l, b):
-			return fmt.Errorf("redis: create: key %w", sessionstore.ErrConflict)
-		}
-	}
-	l := st.locOf(s)
-	release := func() {}
-	if l.kb == "" {
-		hk := st.handleKey(s.Handle)
-		pk := packKey(s.Key)
-		ok, err := st.client.Do(ctx, "SET", hk, pk, "NX", "PXAT", r.horizon).Result()
-		switch {
-		case errors.Is(err, goredis.Nil):
-			return fmt.Errorf("redis: create: handle %w", sessionstore.ErrConflict)
-		case err != nil:
-			return st.fail("create: claim handle", err)
-		case ok != "OK":
-			return fmt.Errorf("redis: create: claim handle: unexpected reply %v", ok)
-		}
-		// From here on, a failure gives the handle back.
-		release = func() {
-			compareDeleteScript.Run(context.WithoutCancel(ctx), st.client, []string{hk}, pk)
-		}
-	}
-
 	if err := st.indexAdd(ctx, s, r.horizon, "add"); err != nil {
-		release()
 		return st.fail("create: index", err)
 	}
-	res, err := createScript.Run(ctx, st.client, []string{l.rk, l.tk}, r.b, r.expMs).Int()
+	res, err := createScript.Run(ctx, st.client, []string{r.l.rk, r.l.tk}, r.b, r.expMs).Int()
 	if err != nil {
-		// The record may or may not exist: keep the handle, which is
-		// harmless either way (GetByHandle checks the record).
 		return st.fail("create", err)
 	}
 	if res == 0 {
-		release()
-		if l.kb != "" {
-			return fmt.Errorf("redis: create: key or handle %w", sessionstore.ErrConflict)
-		}
-		return fmt.Errorf("redis: create: key %w", sessionstore.ErrConflict)
+		return fmt.Errorf("redis: create: key or handle %w", sessionstore.ErrConflict)
 	}
 	// Confirm the index entries one millisecond higher: a List that saw the
 	// first entry before the record existed and is about to remove it as
@@ -89,69 +45,48 @@ func (st *Store) Create(ctx context.Context, s *sessionstore.Session) error {
 	if err := st.indexAdd(ctx, s, r.horizon+1, "add"); err != nil {
 		// The session might now be live without an index entry: take it
 		// back rather than leave a session a kill by subject cannot find.
-		bg := context.WithoutCancel(ctx)
-		st.client.Del(bg, l.rk)
-		release()
+		st.client.Del(context.WithoutCancel(ctx), r.l.rk)
 		return st.fail("create: index", err)
 	}
 	s.Version = 1
 	return nil
 }
 
-// indexAdd adds (mode "add") or raises (mode "xx") the index entries of s
-// to score, in one round trip. Entries are added in the first of their
-// forms (see members); raising also raises an entry written as text before
-// keys were packed.
+// indexAdd adds (mode "add") or raises only (mode "xx", never re-creating
+// the entry of a deleted session) the index entries of s to score, and the
+// index sets' TTLs with them, in one round trip.
 func (st *Store) indexAdd(ctx context.Context, s *sessionstore.Session, score int64, mode string) error {
-	args := append([]any{score, mode}, members(s)...)
+	m := member(s.Handle)
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
+		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, score, mode, m)
 		if s.IdPSID != "" {
-			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, args...)
+			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, score, mode, m)
 		}
 		return nil
 	})
 	return err
 }
 
-// raiseAux raises every auxiliary key of s (index entries, index sets,
-// handle pointer) to horizon, never lowering, never re-creating.
-func (st *Store) raiseAux(ctx context.Context, s *sessionstore.Session, horizon int64) error {
-	args := append([]any{horizon, "xx"}, members(s)...)
-	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		indexAddScript.Eval(ctx, p, []string{st.subjectKey(s.Subject)}, args...)
-		if s.IdPSID != "" {
-			indexAddScript.Eval(ctx, p, []string{st.sidKey(s.IdPSID)}, args...)
-		}
-		if !derived(s) {
-			p.Do(ctx, "PEXPIREAT", st.handleKey(s.Handle), horizon, "GT")
-		}
-		return nil
-	})
-	return err
-}
-
-// Get returns the live session under key.
+// Get returns the live session under key: one read of the record under
+// the handle the key derives, which must carry that key.
 func (st *Store) Get(ctx context.Context, key string) (*sessionstore.Session, error) {
-	if key == "" {
+	l, ok := st.locOf(key)
+	if !ok {
 		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
 	}
-	for _, l := range st.locsOf(key) {
-		b, err := st.client.Get(ctx, l.rk).Bytes()
-		if errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)) {
-			continue
-		}
-		if err != nil {
-			return nil, st.fail("get", err)
-		}
-		return liveRecord("get", key, b)
+	b, err := st.client.Get(ctx, l.rk).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)):
+		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
+	case err != nil:
+		return nil, st.fail("get", err)
 	}
-	return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
+	return liveRecord("get", b)
 }
 
-// liveRecord decodes b, the record of key, if it is live.
-func liveRecord(op, key string, b []byte) (*sessionstore.Session, error) {
-	s, err := decodeRecord(key, b)
+// liveRecord decodes the record b if its session is live.
+func liveRecord(op string, b []byte) (*sessionstore.Session, error) {
+	s, err := decodeRecord(b)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %s: %w", op, err)
 	}
@@ -161,61 +96,40 @@ func liveRecord(op, key string, b []byte) (*sessionstore.Session, error) {
 	return s, nil
 }
 
-// GetByHandle reads what is stored under the handle: the record of a
-// session stored there, or a handle pointer to follow. Either way it checks
-// that the record it reaches carries that handle (and, for one stored
-// under it, that the handle is derived from the key the record carries).
+// GetByHandle reads the record under the handle, which must carry a key
+// that derives the handle.
 func (st *Store) GetByHandle(ctx context.Context, handle string) (*sessionstore.Session, error) {
 	if handle == "" {
 		return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
 	}
-	v, err := st.client.Get(ctx, st.handleKey(handle)).Bytes()
+	b, err := st.client.Get(ctx, st.recordKey(handle)).Bytes()
 	if err != nil {
 		return nil, st.fail("get by handle", err)
 	}
-	var s *sessionstore.Session
-	if key, ok := embeddedKey(v); ok {
-		if sessionstore.HandleFromKey(key) != handle {
-			return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
-		}
-		s, err = liveRecord("get by handle", key, v)
-	} else {
-		key := unpackKey(string(v))
-		l := loc{rk: st.recordKey(key)}
-		var b []byte
-		b, err = st.client.Get(ctx, l.rk).Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)):
-			return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
-		case err != nil:
-			return nil, st.fail("get by handle", err)
-		}
-		s, err = liveRecord("get by handle", key, b)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if s.Handle != handle {
+	s, err := underHandle(handle, b)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("redis: get by handle: %w", err)
+	case s == nil || !s.Live(time.Now()):
 		return nil, fmt.Errorf("redis: get by handle: %w", sessionstore.ErrNotFound)
 	}
 	return s, nil
 }
 
 // Update replaces the session if its version is still s.Version. The
-// auxiliary keys are raised to the new horizon first (a no-op for a missing
+// index entries are raised to the new horizon first (a no-op for a missing
 // session), so the record never outlives them.
 func (st *Store) Update(ctx context.Context, s *sessionstore.Session) error {
 	next := s.Version + 1
-	r, err := encodeRecord(s, next)
+	r, err := st.encodeRecord(s, next)
 	if err != nil {
 		return err
 	}
-	if err := st.raiseAux(ctx, s, r.horizon); err != nil {
+	if err := st.indexAdd(ctx, s, r.horizon, "xx"); err != nil {
 		return st.fail("update: index", err)
 	}
-	l := st.locOf(s)
-	res, err := updateScript.Run(ctx, st.client, []string{l.rk},
-		be64(s.Version), r.b, r.expMs, l.kb).Int()
+	res, err := updateScript.Run(ctx, st.client, []string{r.l.rk},
+		be64(s.Version), r.b, r.expMs, r.l.kb).Int()
 	if err != nil {
 		return st.fail("update", err)
 	}
@@ -231,26 +145,16 @@ func (st *Store) Update(ctx context.Context, s *sessionstore.Session) error {
 
 // Touch sets LastSeen and ExpiresAt of a live session, leaving its version
 // and everything else alone. Within the index horizon this is one script;
-// beyond it, the identity is read, the auxiliary keys are raised, and the
+// beyond it, the identity is read, the index entries are raised, and the
 // script runs again with the new horizon.
 func (st *Store) Touch(ctx context.Context, key string, lastSeen, expiresAt time.Time) error {
-	if key == "" {
+	l, ok := st.locOf(key)
+	if !ok {
 		return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
 	}
 	if expiresAt.IsZero() {
 		return fmt.Errorf("%w: touch without expiry", sessionstore.ErrInvalid)
 	}
-	for _, l := range st.locsOf(key) {
-		err := st.touchAt(ctx, l, key, lastSeen, expiresAt)
-		if !errors.Is(err, sessionstore.ErrNotFound) {
-			return err
-		}
-	}
-	return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
-}
-
-// touchAt is Touch of the record at l.
-func (st *Store) touchAt(ctx context.Context, l loc, key string, lastSeen, expiresAt time.Time) error {
 	times, exp := be64(nanos(lastSeen))+be64(nanos(expiresAt)), ceilMs(expiresAt)
 	horizon := ""
 	for range 2 {
@@ -264,7 +168,7 @@ func (st *Store) touchAt(ctx context.Context, l loc, key string, lastSeen, expir
 		case 0:
 			return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
 		}
-		// Beyond the horizon: raise the auxiliary keys, then retry.
+		// Beyond the horizon: raise the index entries, then retry.
 		b, err := st.client.Get(ctx, l.rk).Bytes()
 		if err != nil {
 			return st.fail("touch", err)
@@ -272,12 +176,12 @@ func (st *Store) touchAt(ctx context.Context, l loc, key string, lastSeen, expir
 		if !ownRecord(l, b) {
 			return fmt.Errorf("redis: touch: %w", sessionstore.ErrNotFound)
 		}
-		s, err := decodeRecord(key, b)
+		s, err := decodeRecord(b)
 		if err != nil {
 			return fmt.Errorf("redis: touch: %w", err)
 		}
 		horizon = be64(exp)
-		if err := st.raiseAux(ctx, s, exp); err != nil {
+		if err := st.indexAdd(ctx, s, exp, "xx"); err != nil {
 			return st.fail("touch: index", err)
 		}
 	}
@@ -285,11 +189,11 @@ func (st *Store) touchAt(ctx context.Context, l loc, key string, lastSeen, expir
 }
 
 // Delete removes the session and leaves the tombstone in one script, then
-// removes the index entries and the handle pointer. Failing that second
-// step leaves stale hints only (see the package comment), so it does not
-// fail the Delete.
+// removes the index entries. Failing that second step leaves stale hints
+// only (see the package comment), so it does not fail the Delete.
 func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombstone) (*sessionstore.Session, error) {
-	if key == "" {
+	l, ok := st.locOf(key)
+	if !ok {
 		return nil, fmt.Errorf("redis: delete: %w", sessionstore.ErrNotFound)
 	}
 	tb, err := json.Marshal(tomb)
@@ -300,37 +204,25 @@ func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombs
 	if tomb.TTL > 0 && ttl == 0 {
 		ttl = 1
 	}
-	var raw string
-	found := false
-	for _, l := range st.locsOf(key) {
-		// A tombstone under a handle starts with the key it is for.
-		raw, err = deleteScript.Run(ctx, st.client, []string{l.rk, l.tk}, l.kb+string(tb), ttl, l.kb).Text()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, st.fail("delete", err)
-		}
-		found = true
-		break
-	}
-	if !found {
+	// The tombstone starts with the key it is for: its handle may collide.
+	raw, err := deleteScript.Run(ctx, st.client, []string{l.rk, l.tk}, l.kb+string(tb), ttl, l.kb).Text()
+	switch {
+	case errors.Is(err, goredis.Nil):
 		return nil, fmt.Errorf("redis: delete: %w", sessionstore.ErrNotFound)
+	case err != nil:
+		return nil, st.fail("delete", err)
 	}
-	s, err := decodeRecord(key, []byte(raw))
+	s, err := decodeRecord([]byte(raw))
 	if err != nil {
 		// The record is gone; whatever was left is unreadable anyway.
 		return nil, fmt.Errorf("redis: delete: %w", err)
 	}
 	bg := context.WithoutCancel(ctx)
-	forms := members(s)
+	m := member(s.Handle)
 	st.client.Pipelined(bg, func(p goredis.Pipeliner) error {
-		p.ZRem(bg, st.subjectKey(s.Subject), forms...)
+		p.ZRem(bg, st.subjectKey(s.Subject), m)
 		if s.IdPSID != "" {
-			p.ZRem(bg, st.sidKey(s.IdPSID), forms...)
-		}
-		if !derived(s) {
-			compareDeleteScript.Eval(bg, p, []string{st.handleKey(s.Handle)}, forms...)
+			p.ZRem(bg, st.sidKey(s.IdPSID), m)
 		}
 		return nil
 	})
@@ -340,44 +232,32 @@ func (st *Store) Delete(ctx context.Context, key string, tomb sessionstore.Tombs
 // Tombstone returns what Delete left under key, with the time it has left
 // as TTL.
 func (st *Store) Tombstone(ctx context.Context, key string) (sessionstore.Tombstone, error) {
-	if key == "" {
+	l, ok := st.locOf(key)
+	if !ok {
 		return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w", sessionstore.ErrNotFound)
 	}
-	locs := st.locsOf(key)
-	gets := make([]*goredis.StringCmd, len(locs))
-	pttls := make([]*goredis.DurationCmd, len(locs))
+	var get *goredis.StringCmd
+	var pttl *goredis.DurationCmd
 	_, err := st.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, l := range locs {
-			gets[i] = p.Get(ctx, l.tk)
-			pttls[i] = p.PTTL(ctx, l.tk)
-		}
+		get, pttl = p.Get(ctx, l.tk), p.PTTL(ctx, l.tk)
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return sessionstore.Tombstone{}, st.fail("tombstone", err)
 	}
-	for i, l := range locs {
-		v, err := gets[i].Result()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
-		if err != nil {
-			return sessionstore.Tombstone{}, st.fail("tombstone", err)
-		}
-		body, ok := strings.CutPrefix(v, l.kb)
-		if !ok {
-			continue // another session's, under the same handle
-		}
-		var t sessionstore.Tombstone
-		if err := json.Unmarshal([]byte(body), &t); err != nil {
-			return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w: %v", sessionstore.ErrInvalid, err)
-		}
-		if d := pttls[i].Val(); d > 0 {
-			t.TTL = d
-		}
-		return t, nil
+	// A missing tombstone, or another key's (whose handle collides).
+	body, ok := strings.CutPrefix(get.Val(), l.kb)
+	if !ok {
+		return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w", sessionstore.ErrNotFound)
 	}
-	return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w", sessionstore.ErrNotFound)
+	var t sessionstore.Tombstone
+	if err := json.Unmarshal([]byte(body), &t); err != nil {
+		return sessionstore.Tombstone{}, fmt.Errorf("redis: tombstone: %w: %v", sessionstore.ErrInvalid, err)
+	}
+	if d := pttl.Val(); d > 0 {
+		t.TTL = d
+	}
+	return t, nil
 }
 
 // ListBySubject returns the live sessions of subject, newest first.
@@ -400,9 +280,9 @@ func (st *Store) ListByIdPSID(ctx context.Context, idpSID string) ([]*sessionsto
 }
 
 // listIndex reads an index set (dropping members past their horizon),
-// fetches the records in one round trip, and returns the live ones that
-// belong; members whose record is gone or belongs elsewhere are removed
-// with a compare-and-remove.
+// fetches the records under those handles in one round trip, and returns
+// the live ones that belong; members whose record is gone or belongs
+// elsewhere are removed with a compare-and-remove.
 func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*sessionstore.Session) bool) ([]*sessionstore.Session, error) {
 	pairs, err := indexReadScript.Run(ctx, st.client, []string{ik}).StringSlice()
 	if err != nil {
@@ -411,20 +291,11 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	if len(pairs) == 0 {
 		return nil, nil
 	}
-	// A member names a session key (read under the key) or a derived handle
-	// (read under the handle, whose record names the key).
-	keys := make([]string, 0, len(pairs)/2)
-	locs := make([]loc, 0, len(pairs)/2)
+	handles := make([]string, 0, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
-		key, handle := unpackMember(pairs[i])
-		if handle != "" {
-			locs = append(locs, st.handleLoc(handle, ""))
-		} else {
-			locs = append(locs, loc{rk: st.recordKey(key)})
-		}
-		keys = append(keys, key)
+		handles = append(handles, ids.B64.EncodeToString([]byte(pairs[i])))
 	}
-	recs, err := st.fetch(ctx, locs)
+	recs, err := st.fetch(ctx, handles)
 	if err != nil {
 		return nil, st.fail(op, err)
 	}
@@ -432,16 +303,13 @@ func (st *Store) listIndex(ctx context.Context, op, ik string, belongs func(*ses
 	var out []*sessionstore.Session
 	var stale []any
 	for i, b := range recs {
-		member, score := pairs[2*i], pairs[2*i+1]
-		var s *sessionstore.Session
-		if key, ok := recordAt(locs[i], keys[i], b); ok {
-			if s, err = decodeRecord(key, b); err != nil {
-				return nil, fmt.Errorf("redis: %s: %w", op, err)
-			}
+		s, err := underHandle(handles[i], b)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %s: %w", op, err)
 		}
 		switch {
 		case s == nil || !belongs(s):
-			stale = append(stale, member, score)
+			stale = append(stale, pairs[2*i], pairs[2*i+1])
 		case s.Live(now):
 			out = append(out, s)
 		}

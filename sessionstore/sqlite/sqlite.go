@@ -362,6 +362,9 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 // Create stores a new session with Version 1. An expired row still holding
 // the key or handle (not yet purged) is replaced; a live one is ErrConflict.
 func (s *Store) Create(ctx context.Context, sess *sessionstore.Session) error {
+	if err := sessionstore.CheckHandle(sess); err != nil {
+		return fmt.Errorf("sqlite: create session: %w", err)
+	}
 	rec, err := sessionstore.Encode(sess)
 	if err != nil {
 		return fmt.Errorf("sqlite: create session: %w", err)

@@ -86,10 +86,13 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Harness{New: newStore, Dump: dump})
 }
 
-func testSession(key string) *sessionstore.Session {
+// key is the key of the session named name.
+func key(name string) string { return sessionstore.KeyFromCookie("cookie of " + name) }
+
+func testSession(name string) *sessionstore.Session {
 	now := time.Now()
 	return &sessionstore.Session{
-		Key: key, Handle: "h-" + key, Subject: "alice", IdPSID: "sid-1",
+		Key: key(name), Handle: sessionstore.HandleFromKey(key(name)), Subject: "alice", IdPSID: "sid-1",
 		Claims:    map[string]string{"name": "Alice"},
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour),
 	}
@@ -115,7 +118,7 @@ func TestRestart(t *testing.T) {
 	if err := s1.Create(ctx, testSession("k2")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s1.Delete(ctx, "k2", sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Hour}); err != nil {
+	if _, err := s1.Delete(ctx, key("k2"), sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s1.Remember(ctx, "jti", time.Hour); err != nil {
@@ -126,14 +129,14 @@ func TestRestart(t *testing.T) {
 	}
 
 	s2 := openAt(t, path)
-	got, err := s2.Get(ctx, "k1")
+	got, err := s2.Get(ctx, key("k1"))
 	if err != nil {
 		t.Fatalf("Get after reopen: %v", err)
 	}
 	if got.Version != 2 || got.Scope != "openid" || got.Claims["name"] != "Alice" {
 		t.Errorf("after reopen: %+v", got)
 	}
-	if tb, err := s2.Tombstone(ctx, "k2"); err != nil || tb.Cause != sessionstore.CauseAdmin {
+	if tb, err := s2.Tombstone(ctx, key("k2")); err != nil || tb.Cause != sessionstore.CauseAdmin {
 		t.Errorf("Tombstone after reopen = %+v, %v", tb, err)
 	}
 	if first, err := s2.Remember(ctx, "jti", time.Hour); err != nil || first {
@@ -218,7 +221,7 @@ func TestMigrate(t *testing.T) {
 	}
 
 	s = openAt(t, path)
-	if _, err := s.Get(ctx, "k"); err != nil {
+	if _, err := s.Get(ctx, key("k")); err != nil {
 		t.Errorf("Get after reopen at the current version: %v", err)
 	}
 	s.Close()
@@ -298,7 +301,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, sessionstore.ErrUnavailable) {
 		t.Errorf("Ping after Close: %v", err)
 	}
-	if _, err := s.Get(ctx, "k"); !errors.Is(err, sessionstore.ErrUnavailable) {
+	if _, err := s.Get(ctx, key("k")); !errors.Is(err, sessionstore.ErrUnavailable) {
 		t.Errorf("Get after Close: %v", err)
 	}
 	if err := s.Create(ctx, testSession("k")); !errors.Is(err, sessionstore.ErrUnavailable) {

@@ -46,6 +46,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,6 +89,7 @@ func Run(t *testing.T, h Harness) {
 	}
 	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, h) })
 	t.Run("CreateConflict", func(t *testing.T) { testCreateConflict(t, h) })
+	t.Run("HandleCollision", func(t *testing.T) { testHandleCollision(t, h) })
 	t.Run("CreateConcurrent", func(t *testing.T) { testCreateConcurrent(t, h) })
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, h) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, h) })
@@ -145,8 +147,9 @@ func newSealer(t *testing.T) *sessionstore.Sealer {
 	return s
 }
 
-// newFixture builds a live session of subject, expiring in life, with sealed
-// tokens. Times carry a monotonic reading on purpose: a store must not depend
+// newFixture builds a live session of subject, expiring in life, as the BFF
+// makes it: the key from a random cookie value, the handle derived from the
+// key, the tokens packed and sealed. Times carry a monotonic reading on purpose: a store must not depend
 // on it.
 func newFixture(t *testing.T, sealer *sessionstore.Sealer, subject string, life time.Duration) *fixture {
 	t.Helper()
@@ -172,7 +175,7 @@ func newFixture(t *testing.T, sealer *sessionstore.Sealer, subject string, life 
 	now := time.Now()
 	f.s = &sessionstore.Session{
 		Key:               key,
-		Handle:            "h-" + randText(),
+		Handle:            sessionstore.HandleFromKey(key),
 		Subject:           subject,
 		Issuer:            "https://issuer.example/",
 		IdPSID:            "isid-" + randText(),
@@ -404,15 +407,14 @@ func testCreateConflict(t *testing.T, h Harness) {
 	orig.Version = 1
 
 	sameKey := session(t, "sub-other", time.Hour)
-	sameKey.Key = orig.Key
+	sameKey.Key, sameKey.Handle = orig.Key, orig.Handle
 	wantErr(t, "Create with a taken key", st.Create(ctx, sameKey), sessionstore.ErrConflict)
-	_, err := st.GetByHandle(ctx, sameKey.Handle)
-	wantErr(t, "GetByHandle of the refused session", err, sessionstore.ErrNotFound)
 
 	sameHandle := session(t, "sub-other", time.Hour)
+	sameHandle.Key = keySharingHandle(t, orig.Key)
 	sameHandle.Handle = orig.Handle
 	wantErr(t, "Create with a taken handle", st.Create(ctx, sameHandle), sessionstore.ErrConflict)
-	_, err = st.Get(ctx, sameHandle.Key)
+	_, err := st.Get(ctx, sameHandle.Key)
 	wantErr(t, "Get of the refused session", err, sessionstore.ErrNotFound)
 
 	list, err := st.ListBySubject(ctx, "sub-other")
@@ -423,6 +425,59 @@ func testCreateConflict(t *testing.T, h Harness) {
 		t.Errorf("refused sessions are indexed by subject: %v", handles(list))
 	}
 	sameSession(t, "original after conflicts", mustGet(t, st, orig.Key), orig)
+	byHandle, err := st.GetByHandle(ctx, orig.Handle)
+	if err != nil {
+		t.Fatalf("GetByHandle: %v", err)
+	}
+	sameSession(t, "original by handle after conflicts", byHandle, orig)
+}
+
+// keySharingHandle returns a session key other than key that derives the
+// same handle (the same first 16 bytes), as two keys do only by a 2^-128
+// chance.
+func keySharingHandle(t *testing.T, key string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(key)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("%q is not a session key: %v", key, err)
+	}
+	raw[31] ^= 1
+	other := base64.RawURLEncoding.EncodeToString(raw)
+	if sessionstore.HandleFromKey(other) != sessionstore.HandleFromKey(key) {
+		t.Fatal("keySharingHandle: the handles differ")
+	}
+	return other
+}
+
+// testHandleCollision covers a key that derives the handle of a stored
+// session: nothing reads, changes or deletes that session through it.
+func testHandleCollision(t *testing.T, h Harness) {
+	st := h.New(t)
+	ctx := context.Background()
+	s := session(t, "sub-collide", time.Hour)
+	mustCreate(t, st, clone(s))
+	s.Version = 1
+	other := keySharingHandle(t, s.Key)
+
+	_, err := st.Get(ctx, other)
+	wantErr(t, "Get", err, sessionstore.ErrNotFound)
+	wantErr(t, "Touch", st.Touch(ctx, other, time.Now(), time.Now().Add(time.Minute)), sessionstore.ErrNotFound)
+	imposter := clone(s)
+	imposter.Key = other
+	imposter.Scope = "changed"
+	wantErr(t, "Update", st.Update(ctx, imposter), sessionstore.ErrNotFound)
+	_, err = st.Delete(ctx, other, sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Minute})
+	wantErr(t, "Delete", err, sessionstore.ErrNotFound)
+	_, err = st.Tombstone(ctx, other)
+	wantErr(t, "Tombstone", err, sessionstore.ErrNotFound)
+	sameSession(t, "the stored session", mustGet(t, st, s.Key), s)
+
+	// The stored session's tombstone is its own, too.
+	if _, err := st.Delete(ctx, s.Key, sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Minute}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	_, err = st.Tombstone(ctx, other)
+	wantErr(t, "Tombstone after the stored session's Delete", err, sessionstore.ErrNotFound)
 }
 
 func testCreateConcurrent(t *testing.T, h Harness) {
@@ -1033,10 +1088,14 @@ func testInvalid(t *testing.T, h Harness) {
 	st := h.New(t)
 	ctx := context.Background()
 	cases := map[string]func(s *sessionstore.Session){
-		"empty key":     func(s *sessionstore.Session) { s.Key = "" },
-		"empty handle":  func(s *sessionstore.Session) { s.Handle = "" },
-		"empty subject": func(s *sessionstore.Session) { s.Subject = "" },
-		"no expiry":     func(s *sessionstore.Session) { s.ExpiresAt = time.Time{} },
+		"empty key":    func(s *sessionstore.Session) { s.Key = "" },
+		"empty handle": func(s *sessionstore.Session) { s.Handle = "" },
+		"handle not derived from the key": func(s *sessionstore.Session) {
+			s.Handle = sessionstore.HandleFromKey(sessionstore.KeyFromCookie("another cookie " + randText()))
+		},
+		"key not a session key": func(s *sessionstore.Session) { s.Key = "key-" + randText() },
+		"empty subject":         func(s *sessionstore.Session) { s.Subject = "" },
+		"no expiry":             func(s *sessionstore.Session) { s.ExpiresAt = time.Time{} },
 		"huge claims": func(s *sessionstore.Session) {
 			s.Claims["big"] = strings.Repeat("x", sessionstore.MaxRecordSize+1)
 		},
@@ -1389,11 +1448,17 @@ func testNoClearTokens(t *testing.T, h Harness) {
 		secret("a cookie value", f.cookie)
 	}
 	secret("a rotated access token", newAccess)
-	// Sanity: the dump really covers the sessions.
-	if !bytes.Contains(dump, []byte(fixtures[0].s.Key)) {
-		t.Error("Dump does not contain a stored session's key: does it cover the store?")
+	// Sanity: the dump really covers the sessions. A backend may hold a key
+	// or handle as its text or as the raw bytes the text encodes.
+	held := func(what, text string) {
+		raw, err := base64.RawURLEncoding.DecodeString(text)
+		if err != nil {
+			t.Fatalf("%s %q is not base64url: %v", what, text, err)
+		}
+		if !bytes.Contains(dump, []byte(text)) && !bytes.Contains(dump, raw) {
+			t.Errorf("Dump does not contain a stored session's %s: does it cover the store?", what)
+		}
 	}
-	if !bytes.Contains(dump, []byte(fixtures[4].s.Handle)) {
-		t.Error("Dump does not contain a stored session's handle: does it cover the store?")
-	}
+	held("key", fixtures[0].s.Key)
+	held("handle", fixtures[4].s.Handle)
 }
