@@ -53,6 +53,8 @@ func clientErrors() map[string]*Error {
 		"errEmptySubject":        errEmptySubject(),
 		"errUnknownHandle":       errUnknownHandle(),
 		"errNotReady":            errNotReady(cause),
+		"errNoSuchDevice":        errNoSuchDevice(),
+		"errOthersRequired":      errOthersRequired(),
 	}
 }
 
