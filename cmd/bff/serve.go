@@ -203,21 +203,9 @@ func openStore(ctx context.Context, spec, dataDir string) (sessionstore.Store, s
 		if err != nil {
 			return nil, "", err
 		}
-		return st, "redis " + redactURL(spec), nil
+		return st, "redis " + sessionstore.RedactURL(spec), nil
 	}
-	return nil, "", fmt.Errorf("unknown store %q: want sqlite:PATH, memory: or redis://…", redactURL(spec))
-}
-
-// redactURL hides a password in a store URL before it is printed.
-func redactURL(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		return scheme + "://***@" + rest[at+1:]
-	}
-	return s
+	return nil, "", fmt.Errorf("unknown store %q: want sqlite:PATH, memory: or redis://…", sessionstore.RedactURL(spec))
 }
 
 // dataDir is BFF_DATA_DIR, or a bff folder in the user's data directory.

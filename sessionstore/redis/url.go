@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
 // ParseURL turns a store URL (see the package comment for the forms) into
@@ -41,11 +43,17 @@ func ParseURL(rawURL string) (*goredis.UniversalOptions, error) {
 	default:
 		return nil, bad("unsupported scheme %q (want redis, rediss, redis+sentinel, rediss+sentinel, redis+cluster or rediss+cluster)", scheme)
 	}
-	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		return nil, bad("unexpected fragment %q", rest[i:])
+	if strings.IndexByte(rest, '#') >= 0 {
+		// Not echoed: it may be the tail of a password with a "#" in it.
+		return nil, bad("unexpected fragment: a '#' (percent-encode it as %%23 in a password)")
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
+	if strings.IndexByte(path, '@') >= 0 {
+		// A password with an unescaped "/": the host and path as parsed
+		// would be pieces of it, so neither is echoed.
+		return nil, bad("the user name or password holds an unescaped '/' (percent-encode it as %%2F)")
+	}
 
 	o := &goredis.UniversalOptions{}
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
@@ -137,7 +145,7 @@ func ParseURL(rawURL string) (*goredis.UniversalOptions, error) {
 
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return nil, bad("bad query: %v", err)
+		return nil, bad("malformed query (a bad %%-escape or a ';')")
 	}
 	for name, vals := range q {
 		v := vals[len(vals)-1]
@@ -166,7 +174,11 @@ func ParseURL(rawURL string) (*goredis.UniversalOptions, error) {
 				o.SentinelPassword = v
 			}
 		default:
-			return nil, bad("unknown query parameter %q (known: dial_timeout, read_timeout, write_timeout, pool_size, client_name, sentinel_username, sentinel_password)", name)
+			if strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_") != "" || strings.IndexByte(rawQuery, '@') >= 0 {
+				// Not echoed: with a "?" in a password, the "name" is its tail.
+				return nil, bad("malformed query parameter (known: %s)", knownParams)
+			}
+			return nil, bad("unknown query parameter %q (known: %s)", name, knownParams)
 		}
 		if err != nil {
 			return nil, bad("query parameter %s=%q: %v", name, v, err)
@@ -186,6 +198,8 @@ func ParseURL(rawURL string) (*goredis.UniversalOptions, error) {
 	}
 	return o, nil
 }
+
+const knownParams = "dial_timeout, read_timeout, write_timeout, pool_size, client_name, sentinel_username, sentinel_password"
 
 // hostPort validates one host[:port] (IPv6 in brackets) and fills in the
 // default port.
@@ -237,29 +251,5 @@ func positiveDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// redactURL hides the password (and the sentinel password) of a store URL
-// so errors can show the rest.
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		if len(raw) > 60 {
-			raw = raw[:60] + "…"
-		}
-		return strconv.Quote(raw)
-	}
-	if at := strings.LastIndexByte(strings.SplitN(rest, "/", 2)[0], '@'); at >= 0 {
-		user, _, hasPass := strings.Cut(rest[:at], ":")
-		if hasPass {
-			rest = user + ":xxxxx" + rest[at:]
-		}
-	}
-	if i := strings.Index(rest, "sentinel_password="); i >= 0 {
-		j := strings.IndexByte(rest[i:], '&')
-		if j < 0 {
-			rest = rest[:i] + "sentinel_password=xxxxx"
-		} else {
-			rest = rest[:i] + "sentinel_password=xxxxx" + rest[i+j:]
-		}
-	}
-	return strconv.Quote(scheme + "://" + rest)
-}
+// redactURL is a store URL as errors show it: quoted, credentials hidden.
+func redactURL(raw string) string { return strconv.Quote(sessionstore.RedactURL(raw)) }
