@@ -74,6 +74,21 @@ type Config struct {
 	// UpstreamTimeout bounds waiting for an upstream's response headers
 	// (BFF_UPSTREAM_TIMEOUT). Streams, once started, are not cut by it.
 	UpstreamTimeout time.Duration
+	// HeartbeatInterval is how often an open stream (a session-event stream,
+	// or a proxied event stream or WebSocket) re-reads its session from the
+	// store (BFF_HEARTBEAT_INTERVAL). Ending a session cuts its streams at
+	// once through the store's events; if an instance misses one, the
+	// stream is cut at its next heartbeat. Event streams also send a comment
+	// on it, so idle-timeouts of proxies in between do not close them.
+	HeartbeatInterval time.Duration
+	// MaxStreams caps the open streams (session-event streams, proxied event
+	// streams and WebSockets) of this instance (BFF_MAX_STREAMS); beyond it
+	// a new one is refused with 503 and Retry-After.
+	MaxStreams int
+	// MaxSessionStreams caps the open streams of one session on this
+	// instance (BFF_MAX_SESSION_STREAMS); beyond it a new one is refused
+	// with 429, so one cookie cannot use up the instance's streams.
+	MaxSessionStreams int
 	// TrustedProxies lists the networks whose X-Forwarded-* headers are
 	// believed (BFF_TRUSTED_PROXIES). Empty: none, the connection's address
 	// is the client.
@@ -131,6 +146,9 @@ func DefaultConfig() Config {
 		ExpiringNotice:       2 * time.Minute,
 		CSRFHeader:           "X-CSRF",
 		UpstreamTimeout:      30 * time.Second,
+		HeartbeatInterval:    15 * time.Second,
+		MaxStreams:           10000,
+		MaxSessionStreams:    16,
 		AdminListen:          "127.0.0.1:9091",
 	}
 }
@@ -211,11 +229,18 @@ func (c *Config) Validate() error {
 		{"BFF_TOUCH_INTERVAL", c.TouchInterval},
 		{"BFF_TOMBSTONE_TTL", c.TombstoneTTL},
 		{"BFF_UPSTREAM_TIMEOUT", c.UpstreamTimeout},
+		{"BFF_HEARTBEAT_INTERVAL", c.HeartbeatInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad(p.name, "must be a positive duration such as 30s")
 		}
+	}
+	if c.MaxStreams < 1 {
+		bad("BFF_MAX_STREAMS", "must be at least 1")
+	}
+	if c.MaxSessionStreams < 1 {
+		bad("BFF_MAX_SESSION_STREAMS", "must be at least 1")
 	}
 	if c.IdleTimeout > c.AbsoluteTimeout {
 		bad("BFF_IDLE_TIMEOUT", "must not exceed BFF_ABSOLUTE_TIMEOUT")

@@ -176,6 +176,20 @@ func errMethodNotAllowed() *Error {
 	return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"}
 }
 
+// errTooManyStreams refuses a stream beyond the session's share of this
+// instance's streams.
+func errTooManyStreams(limit int) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: "too_many_streams",
+		Message: fmt.Sprintf("this session already has %d open streams; close one first", limit)}
+}
+
+// errStreamCapacity refuses a stream when this instance holds as many as it
+// may; another instance, or this one a little later, can take it.
+func errStreamCapacity() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "stream_capacity",
+		Message: "too many open streams on this server; try again shortly", RetryAfter: 10 * time.Second}
+}
+
 func errUpstreamTimeout(err error) *Error {
 	return &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the API did not answer in time", Err: err}
 }

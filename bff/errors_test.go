@@ -47,6 +47,8 @@ func clientErrors() map[string]*Error {
 		"errRefreshInProgress":   errRefreshInProgress(cause),
 		"errIdPUnavailable":      errIdPUnavailable(cause),
 		"errMethodNotAllowed":    errMethodNotAllowed(),
+		"errTooManyStreams":      errTooManyStreams(16),
+		"errStreamCapacity":      errStreamCapacity(),
 		"errUpstreamTimeout":     errUpstreamTimeout(cause),
 		"errUpstreamUnavailable": errUpstreamUnavailable(cause),
 		"errAdminUnauthorized":   errAdminUnauthorized(),

@@ -10,27 +10,27 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-// heartbeatInterval keeps proxies and load balancers from closing an idle
-// event stream, and bounds how long a stream outlives a session whose end
-// it was not told about.
-const heartbeatInterval = 15 * time.Second
-
 // handleEvents streams the session's life to every open tab as Server-Sent
 // Events: "session-ended" with the cause when the session is ended anywhere
 // in the cluster, and "session-expiring" shortly before the absolute
 // timeout. The stream closes after session-ended.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.loadSession(r.Context(), r)
+	key, err := s.sessionKey(r)
 	if err != nil {
 		return err
 	}
-	ctx, att, detach := s.hub.attach(r.Context(), sess.Key, true)
+	// Attach first, then read the session: see hub.attach.
+	ctx, att, detach := s.hub.attach(r.Context(), key, true)
 	defer detach()
-
-	// The session may have been ended between loading it and attaching.
-	if _, err := s.store.Get(ctx, sess.Key); isNotFound(err) {
-		return s.endedError(ctx, sess.Key)
+	sess, err := s.loadSessionKey(ctx, key)
+	if err != nil {
+		return err
 	}
+	release, err := s.streams.acquire(key)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -47,7 +47,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	expiringAt := sess.AbsoluteExpiresAt.Add(-s.cfg.ExpiringNotice)
 	expiring := time.NewTimer(max(time.Until(expiringAt), 0))
 	defer expiring.Stop()
-	heartbeat := time.NewTicker(heartbeatInterval)
+	heartbeat := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
 
 	for {

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -28,10 +29,26 @@ func newHub() *hub {
 	return &hub{byKey: make(map[string]map[*attachment]struct{})}
 }
 
-// attach binds ctx to the session under key. The returned context ends when
-// the session is ended; detach must be called when the request is done.
+// errSessionCut is the cause of a request context that ended because its
+// session ended.
+var errSessionCut = errors.New("session ended")
+
+// sessionCut reports whether ctx ended because its session ended.
+func sessionCut(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), errSessionCut)
+}
+
+// attach binds ctx to the session under key. The returned context ends, with
+// the cause errSessionCut, when the session is ended; detach must be called
+// when the request is done.
+//
+// Attach before reading the session, then read it: a kill that comes after
+// the attach cuts the request, and one that came before is seen by the read.
+// The other order leaves a moment in which a kill is missed and a stream
+// opened in it would outlive its session.
 func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.Context, *attachment, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(errSessionCut) }
 	a := &attachment{cancel: cancel}
 	if wantEvent {
 		a.ended = make(chan sessionstore.Event, 1)
@@ -53,7 +70,7 @@ func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.C
 			}
 		}
 		h.mu.Unlock()
-		cancel()
+		cancelCause(nil)
 	}
 	return ctx, a, detach
 }

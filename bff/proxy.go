@@ -10,9 +10,20 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strings"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
-type proxyTokenKey struct{}
+type proxyCallKey struct{}
+
+// proxyCall is what one proxied request carries from the handler to the
+// ReverseProxy hooks.
+type proxyCall struct {
+	token   string                // the access token to attach; "" for none
+	sess    *sessionstore.Session // nil on a route without a token
+	cut     func()                // ends the request as if its session had ended
+	release func()                // gives back the stream's place, once it has one
+}
 
 // proxy relays one allowlisted route to its upstream. The upstream gets the
 // user's access token as a bearer token and nothing of the browser's
@@ -61,8 +72,8 @@ func (s *Server) proxy(route Route) http.Handler {
 				h.Del("Traceparent")
 				h.Del("Tracestate")
 			}
-			if tok, _ := pr.In.Context().Value(proxyTokenKey{}).(string); tok != "" {
-				h.Set("Authorization", "Bearer "+tok)
+			if call, _ := pr.In.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && call.token != "" {
+				h.Set("Authorization", "Bearer "+call.token)
 			}
 		},
 		Transport:  s.upstreamTransport(route),
@@ -76,10 +87,20 @@ func (s *Server) proxy(route Route) http.Handler {
 			if resp.Request.Header.Get("Authorization") != "" {
 				privateCacheControl(resp.Header)
 			}
+			if call, _ := resp.Request.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && isStream(resp) {
+				return s.startStream(resp.Request.Context(), call)
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.writeError(w, r, upstreamError(r.Context(), route, err))
+			var e *Error
+			if !errors.As(err, &e) {
+				e = upstreamError(r.Context(), route, err)
+			}
+			if call, _ := r.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && call.sess != nil && sessionCut(r.Context()) {
+				e = s.endedError(context.WithoutCancel(r.Context()), call.sess.Key)
+			}
+			s.writeError(w, r, e)
 		},
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
@@ -91,25 +112,56 @@ func (s *Server) proxy(route Route) http.Handler {
 			w.Header().Set("Allow", strings.Join(route.Methods, ", "))
 			return errMethodNotAllowed()
 		}
-		ctx := r.Context()
-		if route.Token == TokenNone {
-			rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyTokenKey{}, "")))
-			return nil
+		call := &proxyCall{}
+		defer func() {
+			if call.release != nil {
+				call.release()
+			}
+		}()
+		if route.Token != TokenNone {
+			key, err := s.sessionKey(r)
+			if err != nil {
+				return err
+			}
+			// Attach first, then read the session: see hub.attach.
+			ctx, att, detach := s.hub.attach(r.Context(), key, false)
+			defer detach()
+			sess, err := s.loadSessionKey(ctx, key)
+			if err == nil {
+				call.token, err = s.accessToken(ctx, sess)
+			}
+			if sessionCut(ctx) {
+				return s.endedError(context.WithoutCancel(ctx), key)
+			}
+			if err != nil {
+				return err
+			}
+			s.touch(ctx, sess)
+			call.sess, call.cut = sess, att.cancel
+			r = r.WithContext(ctx)
 		}
-		sess, err := s.loadSession(ctx, r)
-		if err != nil {
-			return err
-		}
-		token, err := s.accessToken(ctx, sess)
-		if err != nil {
-			return err
-		}
-		s.touch(ctx, sess)
-		ctx, _, detach := s.hub.attach(ctx, sess.Key, false)
-		defer detach()
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyTokenKey{}, token)))
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
 		return nil
 	})
+}
+
+// startStream admits a long-lived upstream response (an event stream or a
+// WebSocket) under the stream caps, and, for a session's stream, re-checks
+// the session on every heartbeat for as long as it stays open.
+func (s *Server) startStream(ctx context.Context, call *proxyCall) error {
+	key := ""
+	if call.sess != nil {
+		key = call.sess.Key
+	}
+	release, err := s.streams.acquire(key)
+	if err != nil {
+		return err
+	}
+	call.release = release
+	if call.sess != nil {
+		go s.watchSession(ctx, call.sess, call.cut)
+	}
+	return nil
 }
 
 // informationalGuard stands between ReverseProxy and the browser for 1xx

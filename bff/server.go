@@ -55,6 +55,7 @@ type Server struct {
 	static      fs.FS
 
 	hub       *hub
+	streams   *streamLimits
 	refreshes singleflight.Group
 	transport *http.Transport
 	metrics   *metrics
@@ -111,6 +112,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		origin:      pub.Scheme + "://" + pub.Host,
 		static:      deps.Static,
 		hub:         newHub(),
+		streams:     newStreamLimits(cfg.MaxStreams, cfg.MaxSessionStreams),
 		transport:   newUpstreamTransport(cfg.UpstreamTimeout),
 		metrics:     m,
 		registry:    reg,
@@ -180,11 +182,25 @@ func (s *Server) handle(f handlerFunc) http.Handler {
 // cookie, an unknown cookie or an expired session is 401; the code says why
 // when a tombstone remembers it (session_ended, session_expired).
 func (s *Server) loadSession(ctx context.Context, r *http.Request) (*sessionstore.Session, error) {
+	key, err := s.sessionKey(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.loadSessionKey(ctx, key)
+}
+
+// sessionKey is the store key of the request's session cookie, or the 401
+// for a request without one.
+func (s *Server) sessionKey(r *http.Request) (string, error) {
 	value := s.sessionCookieValue(r)
 	if value == "" {
-		return nil, errLoginRequired()
+		return "", errLoginRequired()
 	}
-	key := sessionstore.KeyFromCookie(value)
+	return sessionstore.KeyFromCookie(value), nil
+}
+
+// loadSessionKey is loadSession for a key from sessionKey.
+func (s *Server) loadSessionKey(ctx context.Context, key string) (*sessionstore.Session, error) {
 	sess, err := s.store.Get(ctx, key)
 	if err == nil && !sess.Live(s.now()) {
 		err = sessionstore.ErrNotFound

@@ -87,6 +87,21 @@ func durationSetting(flag, env, usage string, field func(c *serveConfig) *time.D
 	}
 }
 
+// intSetting is a whole-number field.
+func intSetting(flag, env, usage string, field func(c *serveConfig) *int) setting {
+	return setting{flag: flag, env: env, usage: usage,
+		set: func(c *serveConfig, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a whole number")
+			}
+			*field(c) = n
+			return nil
+		},
+		value: func(c *serveConfig) string { return strconv.Itoa(*field(c)) },
+	}
+}
+
 // shortDuration writes d without zero units: 5m rather than 5m0s.
 func shortDuration(d time.Duration) string {
 	s := d.String()
@@ -140,6 +155,9 @@ var settings = []setting{
 	durationSetting("touch-interval", "BFF_TOUCH_INTERVAL", "record session activity at most this often", func(c *serveConfig) *time.Duration { return &c.TouchInterval }),
 	durationSetting("tombstone-ttl", "BFF_TOMBSTONE_TTL", "remember why a session ended for this long", func(c *serveConfig) *time.Duration { return &c.TombstoneTTL }),
 	durationSetting("upstream-timeout", "BFF_UPSTREAM_TIMEOUT", "wait this long for an API's response headers", func(c *serveConfig) *time.Duration { return &c.UpstreamTimeout }),
+	durationSetting("heartbeat-interval", "BFF_HEARTBEAT_INTERVAL", "open streams re-check their session (and event streams send a keep-alive) this often", func(c *serveConfig) *time.Duration { return &c.HeartbeatInterval }),
+	intSetting("max-streams", "BFF_MAX_STREAMS", "open event streams and WebSockets per instance (503 beyond)", func(c *serveConfig) *int { return &c.MaxStreams }),
+	intSetting("max-session-streams", "BFF_MAX_SESSION_STREAMS", "open event streams and WebSockets per session and instance (429 beyond)", func(c *serveConfig) *int { return &c.MaxSessionStreams }),
 	textSetting("csrf-header", "BFF_CSRF_HEADER", "header API calls must carry with value 1", func(c *serveConfig) *string { return &c.CSRFHeader }),
 	{flag: "trusted-proxies", env: "BFF_TRUSTED_PROXIES", usage: "CIDRs whose X-Forwarded-* headers are believed",
 		set: func(c *serveConfig, v string) error {
