@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,10 +103,19 @@ type loginState struct {
 	Nonce    string
 	Verifier string
 	ReturnTo string
+	// Started orders the pending sign-ins of a browser (Unix nanoseconds).
+	Started int64
 }
 
-// loginStateLifetime is how long a login may take at the IdP.
-const loginStateLifetime = 10 * time.Minute
+const (
+	// loginStateLifetime is how long a login may take at the IdP.
+	loginStateLifetime = 10 * time.Minute
+	// maxPendingLogins bounds the login-state cookies of one browser. Each
+	// is sent with every request until it expires; without a bound, a page
+	// that navigates to /bff/login a dozen times fills the browser's
+	// request headers until every request fails with 431.
+	maxPendingLogins = 5
+)
 
 // newLoginCodecs derives the login-cookie keys from the configured keys, so
 // rotating BFF_KEYS rotates them too. HKDF keeps these keys independent of
@@ -145,6 +156,36 @@ func (s *Server) setLoginCookie(w http.ResponseWriter, st loginState) error {
 	}
 	http.SetCookie(w, s.loginCookie(name, value, int(loginStateLifetime.Seconds())))
 	return nil
+}
+
+// dropOldLoginStates makes room for one more sign-in: of the login-state
+// cookies the request carries, it expires those that no longer open
+// (expired, or sealed with a retired key) and the oldest of the rest, so that
+// with the new one the browser holds at most maxPendingLogins.
+func (s *Server) dropOldLoginStates(w http.ResponseWriter, r *http.Request) {
+	type pending struct {
+		name    string
+		started int64
+	}
+	var live []pending
+	for _, c := range r.Cookies() {
+		if !strings.HasPrefix(c.Name, s.cookies.loginPrefix) {
+			continue
+		}
+		var st loginState
+		if err := securecookie.DecodeMulti(c.Name, c.Value, &st, s.loginCodecs...); err != nil || s.loginCookieName(st.State) != c.Name {
+			http.SetCookie(w, s.loginCookie(c.Name, "", -1))
+			continue
+		}
+		live = append(live, pending{c.Name, st.Started})
+	}
+	if len(live) < maxPendingLogins {
+		return
+	}
+	slices.SortFunc(live, func(a, b pending) int { return cmp.Compare(a.started, b.started) })
+	for _, p := range live[:len(live)-maxPendingLogins+1] {
+		http.SetCookie(w, s.loginCookie(p.name, "", -1))
+	}
 }
 
 // readLoginCookie finds and opens the login state for state, and tells the

@@ -17,7 +17,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		Nonce:    randomString(32),
 		Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: safeReturnTo(r.URL.Query().Get("returnTo")),
+		Started:  s.now().UnixNano(),
 	}
+	s.dropOldLoginStates(w, r)
 	if err := s.setLoginCookie(w, st); err != nil {
 		return errLoginStart(err)
 	}

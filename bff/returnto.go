@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 )
@@ -16,9 +17,16 @@ import (
 // browsers navigate to the host), control characters and tabs (browsers strip
 // them, turning "/\t/host" into "//host"), and percent-encoded forms of any of
 // these, checked after decoding once more.
+//
+// It is also bounded in size as it is stored: the login-state cookie holds it
+// JSON-encoded, where "<" becomes six bytes, and a cookie over the browser's
+// limit could not be set at all.
 func safeReturnTo(raw string) string {
 	const fallback = "/"
-	if raw == "" || len(raw) > 2048 {
+	if raw == "" || len(raw) > maxReturnTo {
+		return fallback
+	}
+	if enc, err := json.Marshal(raw); err != nil || len(enc) > maxReturnTo+2 {
 		return fallback
 	}
 	for _, candidate := range []string{raw, decodeOnce(raw)} {
@@ -32,6 +40,9 @@ func safeReturnTo(raw string) string {
 	}
 	return raw
 }
+
+// maxReturnTo bounds returnTo, JSON-encoded and without its quotes.
+const maxReturnTo = 1024
 
 func isLocalPath(p string) bool {
 	if !strings.HasPrefix(p, "/") {
