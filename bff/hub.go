@@ -97,6 +97,7 @@ func (h *hub) end(ev sessionstore.Event) {
 // subscription ends.
 func (s *Server) relayEvents(events <-chan sessionstore.Event) {
 	for ev := range events {
+		s.accessTokens.drop(ev.Key)
 		s.hub.end(ev)
 	}
 }

@@ -69,12 +69,15 @@ func (o *observedStore) Unwrap() sessionstore.Store { return o.Store }
 
 // storeAs returns the store, or the backend behind an observedStore, as T.
 func storeAs[T any](st sessionstore.Store) (T, bool) {
-	if t, ok := st.(T); ok {
-		return t, true
-	}
-	if u, ok := st.(interface{ Unwrap() sessionstore.Store }); ok {
-		t, ok := u.Unwrap().(T)
-		return t, ok
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		u, ok := st.(interface{ Unwrap() sessionstore.Store })
+		if !ok {
+			break
+		}
+		st = u.Unwrap()
 	}
 	var zero T
 	return zero, false

@@ -71,6 +71,9 @@ type Server struct {
 	// expiryAudit bounds the store writes that deduplicate expiry audit
 	// lines, which a stream of unknown cookies could otherwise drive.
 	expiryAudit *addrLimiter
+	// accessTokens spares a request the unsealing of an access token that
+	// an earlier request of its session already opened.
+	accessTokens *accessTokenCache
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -127,6 +130,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	if counter, ok := storeAs[sessionstore.SessionCounter](s.store); ok {
 		reg.MustRegister(newSessionsActive(s.store, counter))
 	}
+	s.accessTokens = newAccessTokenCache()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)

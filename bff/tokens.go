@@ -75,6 +75,9 @@ func (s *Server) openSecrets(sess *sessionstore.Session) (sessionstore.Secrets, 
 
 // openAccessToken opens the session's access token, to be sent upstream.
 func (s *Server) openAccessToken(sess *sessionstore.Session) (string, error) {
+	if token, ok := s.accessTokens.get(sess.Key, sess.AccessToken); ok {
+		return token, nil
+	}
 	plain, err := s.sealer.Open(sess.Key, fieldAccessToken, sess.AccessToken)
 	if err != nil {
 		// Sealed with a key that is no longer configured, or tampered with:
@@ -85,6 +88,7 @@ func (s *Server) openAccessToken(sess *sessionstore.Session) (string, error) {
 	if err != nil {
 		return "", errSessionExpired(err)
 	}
+	s.accessTokens.put(sess.Key, sess.AccessToken, token)
 	return token, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/memory"
+	"github.com/bffproxy/bff/sessionstore/recordcache"
 	"github.com/bffproxy/bff/sessionstore/redis"
 	"github.com/bffproxy/bff/sessionstore/sqlite"
 	"github.com/bffproxy/bff/static"
@@ -197,7 +198,9 @@ func openStore(ctx context.Context, spec, dataDir string) (sessionstore.Store, s
 		if err != nil {
 			return nil, "", err
 		}
-		return st, "sqlite " + path, nil
+		// This process is the database's only writer, so a read cache
+		// invalidated by its own writes is exact (kills included).
+		return recordcache.New(st, 0), "sqlite " + path, nil
 	case strings.HasPrefix(spec, "redis") || strings.HasPrefix(spec, "rediss"):
 		st, err := redis.Open(ctx, spec, redis.Options{})
 		if err != nil {
