@@ -67,7 +67,8 @@ func newObservedStore(inner sessionstore.Store, m *metrics, tracer trace.Tracer)
 // Unwrap returns the backend.
 func (o *observedStore) Unwrap() sessionstore.Store { return o.Store }
 
-// storeAs returns the store, or the backend behind an observedStore, as T.
+// storeAs returns the store, or the first store behind its wrappers
+// (observedStore, a record cache), that is a T.
 func storeAs[T any](st sessionstore.Store) (T, bool) {
 	for st != nil {
 		if t, ok := st.(T); ok {
