@@ -3,6 +3,7 @@ package recordcache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -32,10 +33,19 @@ func TestConformance(t *testing.T) {
 	}})
 }
 
-func session(key string) *sessionstore.Session {
+// keys maps the tests' short names to store keys as the BFF makes them.
+var keys sync.Map
+
+func key(name string) string {
+	k, _ := keys.LoadOrStore(name, sessionstore.KeyFromCookie(name+time.Now().String()))
+	return k.(string)
+}
+
+func session(name string) *sessionstore.Session {
 	now := time.Now()
+	k := key(name)
 	return &sessionstore.Session{
-		Key: key, Handle: "h-" + key, Subject: "alice",
+		Key: k, Handle: sessionstore.HandleFromKey(k), Subject: "alice",
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(time.Hour),
 	}
 }
@@ -52,37 +62,37 @@ func TestChangesThroughTheCacheAreSeenAtOnce(t *testing.T) {
 	if err := c.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Get(ctx, "k1"); err != nil {
+	if _, err := c.Get(ctx, key("k1")); err != nil {
 		t.Fatal(err)
 	}
-	behind, _ := backing.Get(ctx, "k1")
+	behind, _ := backing.Get(ctx, key("k1"))
 	behind.Scope = "changed behind the cache"
 	if err := backing.Update(ctx, behind); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Get(ctx, "k1"); got.Scope != "" || got.Version != 1 {
+	if got, _ := c.Get(ctx, key("k1")); got.Scope != "" || got.Version != 1 {
 		t.Fatalf("second Get: scope %q version %d; want the cached record (version 1)", got.Scope, got.Version)
 	}
 
-	cur, _ := backing.Get(ctx, "k1")
+	cur, _ := backing.Get(ctx, key("k1"))
 	cur.Scope = "through the cache"
 	if err := c.Update(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Get(ctx, "k1"); got.Scope != "through the cache" {
+	if got, _ := c.Get(ctx, key("k1")); got.Scope != "through the cache" {
 		t.Fatalf("after Update: scope %q", got.Scope)
 	}
 	later := time.Now().Add(time.Minute).Truncate(time.Millisecond)
-	if err := c.Touch(ctx, "k1", later, later.Add(time.Hour)); err != nil {
+	if err := c.Touch(ctx, key("k1"), later, later.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := c.Get(ctx, "k1"); !got.LastSeen.Equal(later) {
+	if got, _ := c.Get(ctx, key("k1")); !got.LastSeen.Equal(later) {
 		t.Fatalf("after Touch: LastSeen %v, want %v", got.LastSeen, later)
 	}
-	if _, err := c.Delete(ctx, "k1", sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Hour}); err != nil {
+	if _, err := c.Delete(ctx, key("k1"), sessionstore.Tombstone{Cause: sessionstore.CauseAdmin, At: time.Now(), TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Get(ctx, "k1"); !errors.Is(err, sessionstore.ErrNotFound) {
+	if _, err := c.Get(ctx, key("k1")); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
 	}
 }
@@ -95,10 +105,10 @@ func TestGetReturnsCopies(t *testing.T) {
 	if err := c.Create(ctx, session("k1")); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := c.Get(ctx, "k1")
+	a, _ := c.Get(ctx, key("k1"))
 	a.LastSeen = time.Time{}
 	a.Scope = "mine"
-	b, _ := c.Get(ctx, "k1")
+	b, _ := c.Get(ctx, key("k1"))
 	if b.Scope != "" || b.LastSeen.IsZero() {
 		t.Fatalf("second Get saw the first caller's changes: %+v", b)
 	}
@@ -109,8 +119,9 @@ func TestDeleteRacingReads(t *testing.T) {
 	ctx := context.Background()
 	c := recordcache.New(openSQLite(t), 0)
 	for round := range 50 {
-		key := "race-" + string(rune('a'+round%26)) + time.Now().Format("150405.000000000")
-		if err := c.Create(ctx, session(key)); err != nil {
+		s := session(fmt.Sprint("race-", round))
+		key := s.Key
+		if err := c.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -136,7 +147,7 @@ func TestBounded(t *testing.T) {
 		if err := c.Create(ctx, session(k)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Get(ctx, k); err != nil {
+		if _, err := c.Get(ctx, key(k)); err != nil {
 			t.Fatal(err)
 		}
 	}
