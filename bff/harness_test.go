@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/bff/devstack"
 	"github.com/bffproxy/bff/sessionstore"
@@ -46,9 +48,10 @@ type stackOptions struct {
 	configure           func(*bff.Config)
 	upstream            http.Handler // replaces the demo API behind /api/
 	tamperProvider      func(*bff.Provider)
-	tls                 bool         // serve the BFF over https with an https public URL
-	idpClient           *http.Client // the BFF's client for calls to the IdP; nil: the default
-	tracing             *bff.Tracing // nil: tracing off
+	tls                 bool                 // serve the BFF over https with an https public URL
+	idpClient           *http.Client         // the BFF's client for calls to the IdP; nil: the default
+	tracing             *bff.Tracing         // nil: tracing off
+	registry            *prometheus.Registry // nil: a private one
 }
 
 func mustStartStack(t testing.TB, opts stackOptions) *stack {
@@ -118,7 +121,7 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	if opts.tamperProvider != nil {
 		opts.tamperProvider(provider)
 	}
-	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS(), Tracing: opts.tracing})
+	st.server, err = bff.New(ctx, bff.Deps{Logger: logger, Config: cfg, Store: st.store, Provider: provider, Static: static.FS(), Tracing: opts.tracing, Registry: opts.registry})
 	if err != nil {
 		t.Fatalf("bff.New: %v", err)
 	}
