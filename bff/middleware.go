@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -79,12 +81,19 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		s.metrics.requestsByClass[statusClass(rec.status)].Inc()
 		if s.cfg.LogRequests && s.logger.Enabled(r.Context(), slog.LevelInfo) {
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			attrs := [...]slog.Attr{
 				slog.String("request_id", requestID(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
-				slog.Duration("duration", time.Since(start)))
+				slog.Duration("duration", time.Since(start)),
+				{},
+			}
+			n := len(attrs) - 1
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				attrs[n], n = slog.String("trace_id", sc.TraceID().String()), n+1
+			}
+			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 		}
 	})
 }

@@ -55,7 +55,7 @@ func TestTracesOfSignInAndAPICall(t *testing.T) {
 	col := startCollector(t)
 	tr := mustStartTracing(t, col)
 	upstream := &headerRecorder{}
-	st := mustStartStack(t, stackOptions{tracing: tr, upstream: upstream})
+	st := mustStartStack(t, stackOptions{tracing: tr, upstream: upstream, configure: func(c *bff.Config) { c.LogRequests = true }})
 
 	b := st.newBrowser(t)
 	b.mustLogin(t, "alice")
@@ -73,6 +73,11 @@ func TestTracesOfSignInAndAPICall(t *testing.T) {
 	}
 	if api.Kind != tracepb.Span_SPAN_KIND_SERVER || login.Kind != tracepb.Span_SPAN_KIND_SERVER {
 		t.Errorf("request spans are not server spans")
+	}
+	// The request id joins the access log line and the span.
+	if line := "request_id=" + resp.Header.Get("X-Request-Id") + " method=GET path=/api/whoami status=200"; !strings.Contains(st.logs.String(), line) ||
+		!strings.Contains(st.logs.String(), "trace_id="+traceID(api)) {
+		t.Errorf("no access log line with the request id and trace id %s", traceID(api))
 	}
 	exchange := only(t, col, "idp.token")
 	if spanAttr(exchange, "oauth.grant_type") != "authorization_code" || spanID(callback) != hexID((exchange.ParentSpanId)) {
