@@ -18,6 +18,7 @@ import (
 
 	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/internal/syncbuf"
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/memory"
 	"github.com/bffproxy/bff/static"
@@ -39,7 +40,7 @@ type stack struct {
 	server *bff.Server
 	store  sessionstore.Store
 	cfg    bff.Config
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 type stackOptions struct {
@@ -59,7 +60,7 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	st := &stack{logs: &syncBuffer{}}
+	st := &stack{logs: &syncbuf.Buffer{}}
 	st.bff = httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + st.bff.Listener.Addr().String()
 	if opts.tls {
@@ -272,22 +273,4 @@ func readBody(t testing.TB, resp *http.Response) string {
 		t.Fatalf("read body: %v", err)
 	}
 	return string(b)
-}
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

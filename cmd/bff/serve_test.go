@@ -8,11 +8,11 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/internal/syncbuf"
 )
 
 // TestServeLoginUserLogout runs `serve` through run(), as main does, against
@@ -45,7 +45,7 @@ func TestServeLoginUserLogout(t *testing.T) {
 		"BFF_KEYS":          newKey(),
 		"BFF_STORE":         "memory:",
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stderr, &stderr) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 15*time.Second)
@@ -163,25 +163,6 @@ func mustParse(t *testing.T, s string) *url.URL {
 	return u
 }
 
-// lockedBuffer collects the output of a server running in another goroutine
-// or process while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeWaitsForTheIdP: with the IdP down at start-up, serve is alive
 // (/healthz 200) but not ready (/readyz and public routes 503), and becomes
 // ready once the IdP answers — no crash, no restart.
@@ -200,7 +181,7 @@ func TestServeWaitsForTheIdP(t *testing.T) {
 		"BFF_KEYS":          newKey(),
 		"BFF_STORE":         "memory:",
 	}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
 
