@@ -92,7 +92,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			return
 		}
 		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-		now := s.now()
+		now := time.Now()
 		s.metrics.adminAuthFailures.Inc()
 		if !s.adminAuth.failures.Allowed(addr, now) {
 			s.writeError(w, r, errRateLimited("too many failed attempts", s.adminAuth.failures.RetryAfter(addr, now)))

@@ -83,7 +83,7 @@ const (
 // never issued looks the same, so the checks are rate-limited per instance:
 // a flood of made-up cookies costs bounded store writes and log lines.
 func (s *Server) auditExpiry(ctx context.Context, key string) {
-	if !s.expiryAudit.Take("instance", s.now()) {
+	if !s.expiryAudit.Take("instance", time.Now()) {
 		return
 	}
 	first, err := s.store.Remember(ctx, "expired:"+key, s.cfg.TombstoneTTL)

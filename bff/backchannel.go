@@ -41,7 +41,7 @@ const (
 func (s *Server) handleBackchannel(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
-	addr, now := s.clientIP(r), s.now()
+	addr, now := s.clientIP(r), time.Now()
 	inBudget := s.backchannelFailures.Allowed(addr, now)
 	refuse := func(err error) error {
 		s.backchannelFailures.Spend(addr, now)

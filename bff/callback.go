@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/oauth2"
@@ -85,7 +86,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
-	now := s.now()
+	now := time.Now()
 	sess := &sessionstore.Session{
 		Subject:           idToken.Subject,
 		Issuer:            idToken.Issuer,

@@ -123,7 +123,7 @@ func (s *Server) ownSessions(r *http.Request, sess *sessionstore.Session) ([]*se
 	if err != nil {
 		return nil, errStoreUnavailable(err)
 	}
-	now := s.now()
+	now := time.Now()
 	own := list[:0]
 	for _, other := range list {
 		if other.Issuer == sess.Issuer && other.Live(now) {

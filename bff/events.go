@@ -82,7 +82,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 // A store that cannot be reached is not a reason to end anything.
 func (s *Server) sessionGone(ctx context.Context, sess *sessionstore.Session) (sessionstore.Cause, bool) {
 	cur, err := s.store.Get(ctx, sess.Key)
-	if err == nil && cur.Live(s.now()) {
+	if err == nil && cur.Live(time.Now()) {
 		return "", false
 	}
 	if err != nil && !isNotFound(err) {

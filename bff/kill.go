@@ -38,7 +38,7 @@ func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 
-	sess, err := s.store.Delete(ctx, key, sessionstore.Tombstone{Cause: cause, At: s.now(), TTL: s.cfg.TombstoneTTL})
+	sess, err := s.store.Delete(ctx, key, sessionstore.Tombstone{Cause: cause, At: time.Now(), TTL: s.cfg.TombstoneTTL})
 	if errors.Is(err, sessionstore.ErrNotFound) {
 		return nil, nil
 	}

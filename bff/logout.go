@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
 )
@@ -30,7 +31,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	key := sessionstore.KeyFromCookie(value)
 	sess, err := s.store.Get(ctx, key)
-	if err != nil || !sess.Live(s.now()) {
+	if err != nil || !sess.Live(time.Now()) {
 		if err != nil && !isNotFound(err) {
 			return errStoreUnavailable(err)
 		}

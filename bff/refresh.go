@@ -44,7 +44,7 @@ func (s *Server) needsRefresh(sess *sessionstore.Session, now time.Time) bool {
 // session_expired; an unreachable IdP with an expired token is 503 with
 // Retry-After, and the session is kept.
 func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (string, error) {
-	if s.needsRefresh(sess, s.now()) {
+	if s.needsRefresh(sess, time.Now()) {
 		fresh, err := s.refresh(ctx, sess)
 		if err != nil {
 			return "", err
@@ -108,7 +108,7 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := time.Now()
 	if !s.needsRefresh(sess, now) {
 		return sess, nil
 	}
@@ -205,7 +205,7 @@ func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (
 			done(lockSessionGone)
 			return nil, errSessionGone
 		}
-		if err == nil && cur.Version != stale.Version && !s.needsRefresh(cur, s.now()) {
+		if err == nil && cur.Version != stale.Version && !s.needsRefresh(cur, time.Now()) {
 			done(lockRefreshedElsewhere)
 			return nil, nil
 		}
@@ -237,7 +237,7 @@ func (s *Server) refreshFailed(ctx context.Context, sess *sessionstore.Session, 
 	case errors.Is(err, errSessionGone):
 		return nil, s.endedError(ctx, sess.Key)
 	}
-	if s.now().Before(sess.AccessExpiresAt) {
+	if time.Now().Before(sess.AccessExpiresAt) {
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh failed; serving the current access token until it expires",
 			slog.String("handle", sess.Handle), slog.String("error", err.Error()))
 		return sess, nil

@@ -64,7 +64,6 @@ type Server struct {
 	adminAuth *adminAuth
 	// backchannelFailures budgets invalid logout tokens per address.
 	backchannelFailures *addrLimiter
-	now                 func() time.Time
 
 	// proxyBuffers lends every proxied route its copy buffers.
 	proxyBuffers *proxyBuffers
@@ -122,7 +121,6 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		tracer:      tracer,
 		expiryAudit: newAddrLimiter(expiryAuditBurst, expiryAuditWindow, 1),
 		adminAuth:   newAdminAuth(cfg.AdminToken),
-		now:         time.Now,
 
 		backchannelFailures: newAddrLimiter(backchannelFailureLimit, backchannelFailureWindow, maxTrackedAddrs),
 	}
@@ -206,7 +204,7 @@ func (s *Server) sessionKey(r *http.Request) (string, error) {
 // loadSessionKey is loadSession for a key from sessionKey.
 func (s *Server) loadSessionKey(ctx context.Context, key string) (*sessionstore.Session, error) {
 	sess, err := s.store.Get(ctx, key)
-	if err == nil && !sess.Live(s.now()) {
+	if err == nil && !sess.Live(time.Now()) {
 		err = sessionstore.ErrNotFound
 	}
 	if errors.Is(err, sessionstore.ErrNotFound) {
@@ -239,7 +237,7 @@ func (s *Server) endedError(ctx context.Context, key string) *Error {
 // deadline. Touch never creates a record, so a session deleted while this
 // request was in flight stays deleted.
 func (s *Server) touch(ctx context.Context, sess *sessionstore.Session) {
-	now := s.now()
+	now := time.Now()
 	if now.Sub(sess.LastSeen) < s.cfg.TouchInterval {
 		return
 	}

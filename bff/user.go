@@ -3,6 +3,7 @@ package bff
 import (
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // userInfo is what the SPA learns of its session: who is signed in and how
@@ -31,7 +32,7 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) error {
 		PreferredUsername: sess.Claims["preferred_username"],
 		SID:               sess.Handle,
 		LogoutURL:         s.cfg.Prefix + "/logout?sid=" + url.QueryEscape(sess.Handle),
-		SessionExpiresIn:  int64(sess.ExpiresAt.Sub(s.now()).Seconds()),
+		SessionExpiresIn:  int64(sess.ExpiresAt.Sub(time.Now()).Seconds()),
 	})
 	return nil
 }
