@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffproxy/bff/internal/syncbuf"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -75,7 +76,7 @@ func startSentinel(t *testing.T, master, password string) string {
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, conf, "--sentinel", "--dir", dir)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

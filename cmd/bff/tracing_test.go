@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/internal/syncbuf"
 )
 
 // TestServeExportsTracesOnlyWithEndpoint runs `serve` twice against an
@@ -68,7 +69,7 @@ func serveBriefly(t *testing.T, extra map[string]string) (sdkGoroutine bool) {
 	for k, v := range extra {
 		env[k] = v
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stderr, &stderr) }()
 	waitCtx, waitCancel := context.WithTimeout(ctx, 15*time.Second)
