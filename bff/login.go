@@ -2,6 +2,7 @@ package bff
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -17,7 +18,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		Nonce:    randomString(32),
 		Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: safeReturnTo(r.URL.Query().Get("returnTo")),
-		Started:  s.now().UnixNano(),
+		Started:  time.Now().UnixNano(),
 	}
 	s.dropOldLoginStates(w, r)
 	if err := s.setLoginCookie(w, st); err != nil {
