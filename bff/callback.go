@@ -62,7 +62,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	if rawID == "" {
 		return errNoIDToken()
 	}
-	idToken, err := s.idp.IDTokens.Verify(s.idp.clientContext(ctx), rawID)
+	idToken, err := s.verifyIDToken(ctx, rawID)
 	if err != nil {
 		return errInvalidIDToken(err)
 	}

@@ -123,6 +123,12 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 		return nil, err
 	}
 	rawID, _ := tok.Extra("id_token").(string)
+	if err := s.checkRefreshedIDToken(ctx, sess, rawID); err != nil {
+		// Nothing of this response is used; its refresh token must not
+		// stay live at the IdP, and the session ends (401 session_expired).
+		_ = s.revoke(ctx, tok.RefreshToken)
+		return nil, fmt.Errorf("%w: ID token of the refresh response: %v", errRefreshDenied, err)
+	}
 	if err := s.setTokens(sess, tok, rawID, sec.RefreshToken, now); err != nil {
 		return nil, err
 	}
