@@ -16,5 +16,8 @@ ENV BFF_DATA_DIR=/var/lib/bff \
     BFF_LISTEN=0.0.0.0:8080
 USER nonroot:nonroot
 EXPOSE 8080 9091
+# Exec form: distroless has no shell. The check reads the same BFF_*
+# configuration and asks the admin listener's /healthz (over TLS when set).
+HEALTHCHECK --interval=15s --timeout=6s --start-period=10s --retries=3 CMD ["/bff", "healthcheck"]
 VOLUME ["/var/lib/bff"]
 ENTRYPOINT ["/bff", "serve"]

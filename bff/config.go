@@ -97,12 +97,34 @@ type Config struct {
 	// percent of throughput at high request rates.
 	LogRequests bool
 
+	// TLSCert and TLSKey are PEM files holding the public listener's
+	// certificate (chain) and private key (BFF_TLS_CERT, BFF_TLS_KEY), for
+	// deployments without a TLS-terminating proxy in front. Both or neither;
+	// with them the public URL must be https. The files are re-read when they
+	// change, so a renewed certificate needs no restart.
+	TLSCert string
+	TLSKey  string
+	// HSTS is the Strict-Transport-Security value sent with every public
+	// response while the public URL is https (BFF_HSTS); "off" sends none.
+	// Browsers then refuse plain http to this host, which is what keeps a
+	// network attacker from stripping TLS from the first request.
+	HSTS string
+	// ShutdownTimeout bounds a graceful shutdown (BFF_SHUTDOWN_TIMEOUT): on
+	// SIGTERM the listeners stop accepting, event streams are told
+	// "server-shutdown", and requests in flight get this long to finish
+	// before they are cut.
+	ShutdownTimeout time.Duration
+
 	// AdminListen is the admin API's listen address (BFF_ADMIN_LISTEN);
 	// "off" disables it.
 	AdminListen string
 	// AdminToken authenticates admin API calls (BFF_ADMIN_TOKEN or
 	// BFF_ADMIN_TOKEN_FILE).
 	AdminToken string
+	// AdminTLSCert and AdminTLSKey serve the admin listener over TLS, like
+	// TLSCert and TLSKey (BFF_ADMIN_TLS_CERT, BFF_ADMIN_TLS_KEY). Optional.
+	AdminTLSCert string
+	AdminTLSKey  string
 
 	// InsecureAllowHTTPIssuer accepts an http:// issuer (dev mode only).
 	InsecureAllowHTTPIssuer bool
@@ -149,6 +171,8 @@ func DefaultConfig() Config {
 		HeartbeatInterval:    15 * time.Second,
 		MaxStreams:           10000,
 		MaxSessionStreams:    16,
+		HSTS:                 DefaultHSTS,
+		ShutdownTimeout:      15 * time.Second,
 		AdminListen:          "127.0.0.1:9091",
 	}
 }
@@ -230,6 +254,7 @@ func (c *Config) Validate() error {
 		{"BFF_TOMBSTONE_TTL", c.TombstoneTTL},
 		{"BFF_UPSTREAM_TIMEOUT", c.UpstreamTimeout},
 		{"BFF_HEARTBEAT_INTERVAL", c.HeartbeatInterval},
+		{"BFF_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -263,6 +288,7 @@ func (c *Config) Validate() error {
 			bad("BFF_ADMIN_TOKEN", "must be at least 16 characters")
 		}
 	}
+	c.validateTLS(bad)
 	return errors.Join(errs...)
 }
 

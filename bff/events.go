@@ -13,7 +13,9 @@ import (
 // handleEvents streams the session's life to every open tab as Server-Sent
 // Events: "session-ended" with the cause when the session is ended anywhere
 // in the cluster, and "session-expiring" shortly before the absolute
-// timeout. The stream closes after session-ended.
+// timeout. The stream closes after session-ended, and after
+// "server-shutdown" when this instance is going away: the tab reconnects
+// (to another instance) instead of taking the dropped stream for an error.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	key, err := s.sessionKey(r)
 	if err != nil {
@@ -53,6 +55,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-s.draining:
+			writeEvent(w, "server-shutdown", struct{}{})
+			_ = rc.Flush()
 			return nil
 		case ev := <-att.ended:
 			writeEvent(w, "session-ended", map[string]string{"cause": string(ev.Cause)})

@@ -111,9 +111,11 @@ func statusClass(code int) int {
 //
 // The values are built once and shared by every response (net/http only
 // reads them; Set and Add replace or copy a slice, never write into it), so
-// the five headers cost no allocation per request.
-func securityHeaders(next http.Handler) http.Handler {
-	fixed := newFixedHeaders()
+// the headers cost no allocation per request.
+//
+// hsts, when not empty, is sent as Strict-Transport-Security.
+func securityHeaders(hsts string, next http.Handler) http.Handler {
+	fixed := newFixedHeaders(hsts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fixed.apply(w.Header())
 		next.ServeHTTP(w, r)
@@ -126,13 +128,16 @@ type fixedHeaders []struct {
 	value []string
 }
 
-func newFixedHeaders() fixedHeaders {
+func newFixedHeaders(hsts string) fixedHeaders {
 	fixed := fixedHeaders{
 		{"Content-Security-Policy", []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"}},
 		{"X-Content-Type-Options", []string{"nosniff"}},
 		{"Referrer-Policy", []string{"no-referrer"}},
 		{"X-Frame-Options", []string{"DENY"}},
 		{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+	}
+	if hsts != "" {
+		fixed = append(fixed, fixedHeaders{{"Strict-Transport-Security", []string{hsts}}}...)
 	}
 	for i := range fixed {
 		fixed[i].value = slices.Clip(fixed[i].value)

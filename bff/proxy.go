@@ -105,7 +105,7 @@ func (s *Server) proxy(route Route) http.Handler {
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
-	security := newFixedHeaders()
+	security := newFixedHeaders(s.cfg.StrictTransportSecurity())
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		w = &informationalGuard{ResponseWriter: w, req: r, security: security}
 		if len(route.Methods) > 0 && !slices.Contains(route.Methods, r.Method) {

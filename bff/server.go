@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -73,6 +74,9 @@ type Server struct {
 	// accessTokens spares a request the unsealing of an access token that
 	// an earlier request of its session already opened.
 	accessTokens *accessTokenCache
+	// draining is closed by Drain when the instance is shutting down.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -121,6 +125,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		tracer:      tracer,
 		expiryAudit: newAddrLimiter(expiryAuditBurst, expiryAuditWindow, 1),
 		adminAuth:   newAdminAuth(cfg.AdminToken),
+		draining:    make(chan struct{}),
 
 		backchannelFailures: newAddrLimiter(backchannelFailureLimit, backchannelFailureWindow, maxTrackedAddrs),
 	}
@@ -160,7 +165,7 @@ func newUpstreamTransport(headerTimeout time.Duration) *http.Transport {
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = s.routes()
 	h = s.rejectAmbiguousPaths(h)
-	h = securityHeaders(h)
+	h = securityHeaders(s.cfg.StrictTransportSecurity(), h)
 	h = s.observe(h)
 	if s.tracer != nil {
 		h = s.traceRequests(h)

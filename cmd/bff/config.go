@@ -175,10 +175,16 @@ var settings = []setting{
 		},
 		value: func(c *serveConfig) string { return strconv.FormatBool(c.LogRequests) },
 	},
+	textSetting("tls-cert", "BFF_TLS_CERT", "PEM certificate (chain) of the public listener; with BFF_TLS_KEY it serves https itself, re-reading the files when they change", func(c *serveConfig) *string { return &c.TLSCert }),
+	textSetting("tls-key", "BFF_TLS_KEY", "PEM private key of the public listener", func(c *serveConfig) *string { return &c.TLSKey }),
+	textSetting("hsts", "BFF_HSTS", "Strict-Transport-Security value while the public URL is https, or off", func(c *serveConfig) *string { return &c.HSTS }),
+	durationSetting("shutdown-timeout", "BFF_SHUTDOWN_TIMEOUT", "on SIGTERM, let requests in flight finish for this long", func(c *serveConfig) *time.Duration { return &c.ShutdownTimeout }),
 	textSetting("log-level", "BFF_LOG_LEVEL", "debug, info, warn or error", func(c *serveConfig) *string { return &c.LogLevel }),
 	textSetting("admin-listen", "BFF_ADMIN_LISTEN", "admin API listen address, or off", func(c *serveConfig) *string { return &c.AdminListen }),
 	secretSetting("admin-token", "BFF_ADMIN_TOKEN", "bearer token of the admin API (prefer BFF_ADMIN_TOKEN_FILE)", func(c *serveConfig) *string { return &c.AdminToken }),
 	textSetting("admin-token-file", "BFF_ADMIN_TOKEN_FILE", "file holding the admin API bearer token", func(c *serveConfig) *string { return &c.AdminTokenFile }),
+	textSetting("admin-tls-cert", "BFF_ADMIN_TLS_CERT", "PEM certificate of the admin listener (optional; with BFF_ADMIN_TLS_KEY)", func(c *serveConfig) *string { return &c.AdminTLSCert }),
+	textSetting("admin-tls-key", "BFF_ADMIN_TLS_KEY", "PEM private key of the admin listener", func(c *serveConfig) *string { return &c.AdminTLSKey }),
 }
 
 func withUnset(s setting, unset string) setting {

@@ -3,6 +3,7 @@
 //	bff serve     run in production (configuration from flags and BFF_* variables)
 //	bff dev       run the whole demo: IdP, demo API, SPA and BFF, no setup
 //	bff admin     talk to a running BFF's admin API
+//	bff healthcheck  exit 0 when this instance's admin /healthz answers 200, else 1
 //	bff keygen    print a new key for BFF_KEYS
 //	bff version   print the version
 package main
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDev(ctx, rest, getenv, stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, getenv, stdout, stderr)
 	case "keygen":
 		return runKeygen(stdout)
 	case "version":
@@ -69,6 +72,8 @@ Commands:
   serve     run the BFF (see bff serve --help for every setting)
   dev       run the whole demo on http://127.0.0.1:8080 with no setup
   admin     list and kill sessions through the admin API (bff admin --help)
+  healthcheck
+            exit 0 if this instance (same configuration as serve) is alive, else 1
   keygen    print a new random key for BFF_KEYS
   version   print the version
 `)

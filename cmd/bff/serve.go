@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,7 +35,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("BFF_STORE: %w", err)
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Warn("close session store", slog.String("error", err.Error()))
+			return
+		}
+		logger.Info("session store closed")
+	}()
 	logger.Info("session store opened", slog.String("store", where))
 	tracing, err := startTracing(ctx, logger, getenv)
 	if err != nil {
@@ -63,6 +68,11 @@ func startTracing(ctx context.Context, logger *slog.Logger, getenv func(string) 
 // discovered (retried with backoff), /healthz is 200, /readyz and every
 // public route 503, so an orchestrator waits instead of restarting the BFF
 // in a loop while the IdP is down.
+//
+// Shutdown (ctx ends, e.g. on SIGTERM): the listeners stop accepting, open
+// session-event streams are sent "server-shutdown" and closed, requests in
+// flight get BFF_SHUTDOWN_TIMEOUT to finish, then whatever is left is cut.
+// The caller closes the store afterwards.
 func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, tracing *bff.Tracing) error {
 	// Deferred first, so it runs last: the spans of requests that the
 	// listeners' shutdown let finish are exported too.
@@ -73,40 +83,47 @@ func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessi
 			logger.Warn("flushing traces failed", slog.String("error", err.Error()))
 		}
 	}()
-	publicLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("BFF_LISTEN: %w", err)
-	}
 	public := &swappable{}
-	public.set(starting())
-	servers := []*http.Server{newHTTPServer(public, logger)}
-	listeners := []net.Listener{publicLn}
+	public.set(starting(cfg.StrictTransportSecurity()))
+	pub, err := listen(logger, "public", cfg.Listen, "BFF_LISTEN", "BFF_TLS_CERT", cfg.TLSCert, cfg.TLSKey, public)
+	if err != nil {
+		return err
+	}
+	listeners := []*listener{pub}
 	admin := &swappable{}
 	if cfg.AdminListen != "off" {
-		adminLn, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			publicLn.Close()
-			return fmt.Errorf("BFF_ADMIN_LISTEN: %w", err)
-		}
 		admin.set(startingAdmin())
-		servers = append(servers, newHTTPServer(admin, logger))
-		listeners = append(listeners, adminLn)
-	}
-	errc := make(chan error, len(servers))
-	for i, srv := range servers {
-		go func() { errc <- srv.Serve(listeners[i]) }()
-	}
-	defer func() {
-		shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer done()
-		for _, srv := range servers {
-			_ = srv.Shutdown(shutdownCtx)
+		adm, err := listen(logger, "admin", cfg.AdminListen, "BFF_ADMIN_LISTEN", "BFF_ADMIN_TLS_CERT", cfg.AdminTLSCert, cfg.AdminTLSKey, admin)
+		if err != nil {
+			pub.ln.Close()
+			return err
 		}
+		listeners = append(listeners, adm)
+	}
+	// Event streams never end by themselves: tell them as soon as the
+	// shutdown has closed the listeners.
+	var running atomic.Pointer[bff.Server]
+	pub.srv.RegisterOnShutdown(func() {
+		if s := running.Load(); s != nil {
+			s.Drain()
+		}
+	})
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- l.serve() }()
+	}
+	// The server's context outlives ctx until the shutdown is over, so that
+	// kills from other instances still reach the requests being drained.
+	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer func() {
+		logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+		shutdownAll(logger, cfg.ShutdownTimeout, listeners)
 		logger.Info("bff stopped")
 	}()
-	logger.Info("bff listening", slog.String("public", "http://"+publicLn.Addr().String()), slog.String("issuer", cfg.Issuer))
+	logger.Info("bff listening", slog.String("public", pub.url()), slog.String("issuer", cfg.Issuer))
 	if len(listeners) > 1 {
-		logger.Info("admin API listening", slog.String("admin", "http://"+listeners[1].Addr().String()))
+		logger.Info("admin API listening", slog.String("admin", listeners[1].url()))
 	}
 
 	provider, err := bff.Discover(ctx, logger, &cfg, nil)
@@ -116,12 +133,11 @@ func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessi
 		}
 		return err
 	}
-	srvCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	server, err := bff.New(srvCtx, bff.Deps{Logger: logger, Config: cfg, Store: store, Provider: provider, Static: static.FS(), Tracing: tracing})
 	if err != nil {
 		return err
 	}
+	running.Store(server)
 	public.set(server.Handler())
 	admin.set(server.AdminHandler())
 	logger.Info("bff ready", slog.String("issuer", provider.Issuer))
@@ -144,8 +160,12 @@ func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
 func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
 
 // starting answers every public request while the IdP is not yet known.
-func starting() http.Handler {
+// hsts is the Strict-Transport-Security value ("" for none).
+func starting(hsts string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hsts != "" {
+			w.Header().Set("Strict-Transport-Security", hsts)
+		}
 		w.Header().Set("Retry-After", "2")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -160,7 +180,7 @@ func startingAdmin() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	mux.Handle("/", starting())
+	mux.Handle("/", starting(""))
 	return mux
 }
 
