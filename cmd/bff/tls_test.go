@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/internal/syncbuf"
 )
 
 // TestServeOverTLS runs `serve` with its own TLS listeners (public and
@@ -63,7 +64,7 @@ func TestServeOverTLS(t *testing.T) {
 		"BFF_ROUTES":         "/api/=" + apiSrv.URL,
 	}
 	getenv := func(k string) string { return env[k] }
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, getenv, &logs, &logs) }()
 
@@ -125,7 +126,7 @@ func TestServeOverTLS(t *testing.T) {
 
 	// The health check reads the same configuration and speaks TLS to the
 	// admin listener, accepting only the certificate in its own file.
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, []string{"healthcheck"}, getenv, &out, &out); err != nil {
 		t.Errorf("healthcheck over TLS: %v\n%s", err, out.String())
 	}
@@ -205,7 +206,7 @@ func TestServeTLSSettingsAreChecked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			var out lockedBuffer
+			var out syncbuf.Buffer
 			err := run(ctx, []string{"serve"}, func(k string) string {
 				if v, ok := tc.set[k]; ok {
 					return v
@@ -242,7 +243,7 @@ func waitSerial(t *testing.T, addr string, want int64) {
 }
 
 // waitReady polls url until it answers 200.
-func waitReady(t *testing.T, c *http.Client, url string, exited <-chan error, logs *lockedBuffer) {
+func waitReady(t *testing.T, c *http.Client, url string, exited <-chan error, logs *syncbuf.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
