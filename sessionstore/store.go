@@ -50,7 +50,8 @@ type Store interface {
 
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error
-	// Close releases the backend's resources.
+	// Close releases the backend's resources. Every later call fails with
+	// ErrUnavailable; closing again is no error.
 	Close() error
 }
 

@@ -119,23 +119,3 @@ func TestPurgeFreesMemory(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func TestClosed(t *testing.T) {
-	s := New(Options{})
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	ctx := context.Background()
-	if err := s.Ping(ctx); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Ping after Close: %v", err)
-	}
-	if _, err := s.Get(ctx, key(1)); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Get after Close: %v", err)
-	}
-	if err := s.Create(ctx, session(1, time.Now().Add(time.Hour))); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Create after Close: %v", err)
-	}
-}

@@ -44,8 +44,9 @@ func testClient(t testing.TB) *goredis.Client {
 	return c
 }
 
-// newTestStore opens a store on a fresh random prefix and removes its keys
-// when the test ends.
+// newTestStore opens a store on a fresh random prefix, as the BFF does
+// (Open, so the store owns its client), and removes its keys when the test
+// ends.
 func newTestStore(t testing.TB) *Store {
 	t.Helper()
 	return newTestStoreWithPrefix(t, "bfftest:"+rand.Text()[:12]+":")
@@ -54,7 +55,11 @@ func newTestStore(t testing.TB) *Store {
 func newTestStoreWithPrefix(t testing.TB, prefix string) *Store {
 	t.Helper()
 	c := testClient(t)
-	st := NewFromClient(c, Options{Prefix: prefix})
+	st, err := Open(context.Background(), "redis://"+testAddr()+"/0", Options{Prefix: prefix})
+	if err != nil {
+		c.Close()
+		t.Fatalf("Open: %v", err)
+	}
 	t.Cleanup(func() {
 		st.Close()
 		ctx := context.Background()

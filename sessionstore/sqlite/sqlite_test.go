@@ -286,32 +286,6 @@ func TestPurge(t *testing.T) {
 	}
 }
 
-func TestClosed(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	ctx := context.Background()
-	if err := s.Ping(ctx); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Ping after Close: %v", err)
-	}
-	if _, err := s.Get(ctx, key("k")); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Get after Close: %v", err)
-	}
-	if err := s.Create(ctx, testSession("k")); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Create after Close: %v", err)
-	}
-	if _, err := s.Lock(ctx, "l", time.Second); !errors.Is(err, sessionstore.ErrUnavailable) {
-		t.Errorf("Lock after Close: %v", err)
-	}
-}
-
 func TestOpenRejectsNonPaths(t *testing.T) {
 	for _, p := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
 		if s, err := Open(context.Background(), p, Options{}); err == nil {

@@ -1,0 +1,34 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func testRemember(t *testing.T, h Harness) {
+	st := h.New(t)
+	ctx := context.Background()
+	first, err := st.Remember(ctx, "jti-1", time.Minute)
+	if err != nil || !first {
+		t.Errorf("first Remember = %v, %v; want true", first, err)
+	}
+	first, err = st.Remember(ctx, "jti-1", time.Minute)
+	if err != nil || first {
+		t.Errorf("second Remember = %v, %v; want false", first, err)
+	}
+	first, err = st.Remember(ctx, "jti-2", time.Minute)
+	if err != nil || !first {
+		t.Errorf("Remember of another id = %v, %v; want true", first, err)
+	}
+
+	errSeen := errors.New("already remembered")
+	race(t, "Remember of one id", 10, errSeen, func(int) error {
+		first, err := st.Remember(context.Background(), "jti-race", time.Minute)
+		if err == nil && !first {
+			return errSeen
+		}
+		return err
+	})
+}
