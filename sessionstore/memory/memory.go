@@ -21,14 +21,12 @@ package memory
 import (
 	"container/heap"
 	"context"
-	"crypto/rand"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
+	"github.com/bffproxy/bff/sessionstore/internal/purge"
 )
 
 // Defaults for Options.
@@ -70,8 +68,7 @@ type Store struct {
 	locks     map[string]lockEntry
 	replay    map[string]time.Time // id -> expiry
 
-	stop chan struct{}
-	done chan struct{}
+	purger *purge.Loop
 }
 
 var _ sessionstore.Store = (*Store)(nil)
@@ -116,30 +113,16 @@ func New(opts Options) *Store {
 		tombs:     make(map[string]tombstone),
 		locks:     make(map[string]lockEntry),
 		replay:    make(map[string]time.Time),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
-	go s.purgeLoop(opts.PurgeInterval)
+	s.purger = purge.Start(opts.PurgeInterval, func(now time.Time) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.purge(now)
+	})
 	return s
 }
 
 var errClosed = fmt.Errorf("%w: memory store closed", sessionstore.ErrUnavailable)
-
-func (s *Store) purgeLoop(every time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			s.purge(now)
-			s.mu.Unlock()
-		}
-	}
-}
 
 // purge frees every entry that has expired at now. Callers hold mu.
 func (s *Store) purge(now time.Time) {
@@ -176,8 +159,7 @@ func (s *Store) Close() error {
 	s.bySubject, s.bySID = map[string]map[*entry]struct{}{}, map[string]map[*entry]struct{}{}
 	s.tombs, s.locks, s.replay = map[string]tombstone{}, map[string]lockEntry{}, map[string]time.Time{}
 	s.mu.Unlock()
-	close(s.stop)
-	<-s.done
+	s.purger.Stop()
 	return nil
 }
 
@@ -242,340 +224,24 @@ func addToSet(m map[string]map[*entry]struct{}, name string, e *entry) {
 	set[e] = struct{}{}
 }
 
-func (e *entry) decode() (*sessionstore.Session, error) {
-	return sessionstore.Decode(e.key, e.version, e.record)
-}
-
-// Create stores a new session with Version 1. When the store is full it
-// first evicts the session closest to expiry (see the package doc).
-func (s *Store) Create(_ context.Context, sess *sessionstore.Session) error {
-	if err := sessionstore.CheckHandle(sess); err != nil {
-		return fmt.Errorf("memory: create session: %w", err)
-	}
-	rec, err := sessionstore.Encode(sess)
-	if err != nil {
-		return fmt.Errorf("memory: create session: %w", err)
-	}
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
-	if s.live(sess.Key, now) != nil {
-		return fmt.Errorf("memory: create session: key taken: %w", sessionstore.ErrConflict)
-	}
-	if h := s.byHandle[sess.Handle]; h != nil && s.live(h.key, now) != nil {
-		return fmt.Errorf("memory: create session: handle taken: %w", sessionstore.ErrConflict)
-	}
-	if !sess.ExpiresAt.After(now) {
-		// Already over: nothing to keep, but the caller asked for a
-		// session and got one that simply is not live.
-		sess.Version = 1
-		return nil
-	}
-	if len(s.sessions) >= s.max {
-		s.purge(now)
-		for len(s.sessions) >= s.max && len(s.byExpiry) > 0 {
-			victim := s.byExpiry[0]
-			s.remove(victim)
-			s.tombs[victim.key] = tombstone{
-				cause: sessionstore.CauseExpired, at: now,
-				ttl: evictedTombstoneTTL, expires: now.Add(evictedTombstoneTTL),
-			}
-		}
-	}
-	e := &entry{
-		key: sess.Key, handle: sess.Handle, subject: sess.Subject, sid: sess.IdPSID,
-		created: sess.CreatedAt, expires: sess.ExpiresAt, version: 1, record: rec,
-	}
-	s.sessions[e.key] = e
-	s.byHandle[e.handle] = e
-	addToSet(s.bySubject, e.subject, e)
-	addToSet(s.bySID, e.sid, e)
-	heap.Push(&s.byExpiry, e)
-	sess.Version = 1
-	return nil
-}
-
-// Get returns a copy of the live session under key.
-func (s *Store) Get(_ context.Context, key string) (*sessionstore.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	e := s.live(key, time.Now())
-	if e == nil {
-		return nil, fmt.Errorf("memory: get session: %w", sessionstore.ErrNotFound)
-	}
-	return e.decode()
-}
-
-// GetByHandle returns a copy of the live session with that handle.
-func (s *Store) GetByHandle(_ context.Context, handle string) (*sessionstore.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	if e := s.byHandle[handle]; e != nil && s.live(e.key, time.Now()) == e {
-		return e.decode()
-	}
-	return nil, fmt.Errorf("memory: get session by handle: %w", sessionstore.ErrNotFound)
-}
-
-// Update replaces the session if its version still matches sess.Version.
-// Changing Key, Handle, Subject or IdPSID is refused with ErrInvalid: the
-// indexes are built on them.
-func (s *Store) Update(_ context.Context, sess *sessionstore.Session) error {
-	rec, err := sessionstore.Encode(sess)
-	if err != nil {
-		return fmt.Errorf("memory: update session: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
-	now := time.Now()
-	e := s.live(sess.Key, now)
-	switch {
-	case e == nil:
-		return fmt.Errorf("memory: update session: %w", sessionstore.ErrNotFound)
-	case e.version != sess.Version:
-		return fmt.Errorf("memory: update session: stored version %d, have %d: %w", e.version, sess.Version, sessionstore.ErrConflict)
-	case e.handle != sess.Handle || e.subject != sess.Subject || e.sid != sess.IdPSID:
-		return fmt.Errorf("memory: update session: identity fields changed: %w", sessionstore.ErrInvalid)
-	}
-	e.version++
-	e.record = rec
-	e.created = sess.CreatedAt
-	s.setExpiry(e, sess.ExpiresAt, now)
-	sess.Version = e.version
-	return nil
-}
-
-// setExpiry moves e to its new expiry, dropping it if that is already past.
-// Callers hold mu.
-func (s *Store) setExpiry(e *entry, expires, now time.Time) {
-	e.expires = expires
-	if !expires.After(now) {
-		s.remove(e)
-		return
-	}
-	heap.Fix(&s.byExpiry, e.index)
-}
-
-// Touch sets LastSeen and ExpiresAt of a live session, keeping its version.
-func (s *Store) Touch(_ context.Context, key string, lastSeen, expiresAt time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
-	now := time.Now()
-	e := s.live(key, now)
-	if e == nil {
-		return fmt.Errorf("memory: touch session: %w", sessionstore.ErrNotFound)
-	}
-	sess, err := e.decode()
-	if err != nil {
-		return fmt.Errorf("memory: touch session: %w", err)
-	}
-	sess.LastSeen, sess.ExpiresAt = lastSeen, expiresAt
-	rec, err := sessionstore.Encode(sess)
-	if err != nil {
-		return fmt.Errorf("memory: touch session: %w", err)
-	}
-	e.record = rec
-	s.setExpiry(e, expiresAt, now)
-	return nil
-}
-
-// Delete removes the session and leaves tomb under its key for tomb.TTL (no
-// tombstone when TTL <= 0; At defaults to now).
-func (s *Store) Delete(_ context.Context, key string, tomb sessionstore.Tombstone) (*sessionstore.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	now := time.Now()
-	e := s.live(key, now)
-	if e == nil {
-		return nil, fmt.Errorf("memory: delete session: %w", sessionstore.ErrNotFound)
-	}
-	s.remove(e)
-	if tomb.TTL > 0 {
-		if tomb.At.IsZero() {
-			tomb.At = now
-		}
-		s.tombs[key] = tombstone{cause: tomb.Cause, at: tomb.At.Round(0), ttl: tomb.TTL, expires: now.Add(tomb.TTL)}
-	}
-	sess, err := e.decode()
-	if err != nil {
-		return nil, fmt.Errorf("memory: delete session: %w", err)
-	}
-	return sess, nil
-}
-
-// Tombstone returns the unexpired tombstone under key.
-func (s *Store) Tombstone(_ context.Context, key string) (sessionstore.Tombstone, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return sessionstore.Tombstone{}, errClosed
-	}
-	tb, ok := s.tombs[key]
-	if !ok || !tb.expires.After(time.Now()) {
-		delete(s.tombs, key)
-		return sessionstore.Tombstone{}, fmt.Errorf("memory: tombstone: %w", sessionstore.ErrNotFound)
-	}
-	return sessionstore.Tombstone{Cause: tb.cause, At: tb.at, TTL: tb.ttl}, nil
-}
-
-// ListBySubject returns the live sessions of subject, newest first.
-func (s *Store) ListBySubject(_ context.Context, subject string) ([]*sessionstore.Session, error) {
-	return s.listSet(s.bySubject, subject, "memory: list by subject")
-}
-
-// ListByIdPSID returns the live sessions carrying idpSID, newest first.
-func (s *Store) ListByIdPSID(_ context.Context, idpSID string) ([]*sessionstore.Session, error) {
-	return s.listSet(s.bySID, idpSID, "memory: list by IdP sid")
-}
-
-func (s *Store) listSet(m map[string]map[*entry]struct{}, name, op string) ([]*sessionstore.Session, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	if name == "" {
-		return nil, nil
-	}
-	now := time.Now()
-	var es []*entry
-	for e := range m[name] {
-		if e.expires.After(now) {
-			es = append(es, e)
-		}
-	}
-	slices.SortFunc(es, func(a, b *entry) int {
-		if c := b.created.Compare(a.created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.key, b.key)
-	})
-	out := make([]*sessionstore.Session, 0, len(es))
-	for _, e := range es {
-		sess, err := e.decode()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		out = append(out, sess)
-	}
-	return out, nil
-}
-
-// List pages through the live sessions in key order; the cursor is the last
-// key of the previous page. Each call sorts the keys, which is fine for an
-// admin listing and never happens on the request path.
-func (s *Store) List(_ context.Context, cursor string, limit int) ([]*sessionstore.Session, string, error) {
-	if limit <= 0 {
-		limit = defaultListLimit
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, "", errClosed
-	}
-	now := time.Now()
-	var keys []string
-	for k, e := range s.sessions {
-		if k > cursor && e.expires.After(now) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	next := ""
-	if len(keys) > limit {
-		keys = keys[:limit]
-		next = keys[limit-1]
-	}
-	out := make([]*sessionstore.Session, 0, len(keys))
-	for _, k := range keys {
-		sess, err := s.sessions[k].decode()
-		if err != nil {
-			return nil, "", fmt.Errorf("memory: list sessions: %w", err)
-		}
-		out = append(out, sess)
-	}
-	return out, next, nil
-}
-
-// Lock takes the named lock for ttl with a random fencing value.
-func (s *Store) Lock(_ context.Context, name string, ttl time.Duration) (sessionstore.Lock, error) {
-	fence := rand.Text()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errClosed
-	}
-	now := time.Now()
-	if l, ok := s.locks[name]; ok && l.expires.After(now) {
-		return nil, fmt.Errorf("memory: lock %q: %w", name, sessionstore.ErrLocked)
-	}
-	s.locks[name] = lockEntry{fence: fence, expires: now.Add(ttl)}
-	return &lock{s: s, name: name, fence: fence}, nil
-}
-
-type lock struct {
-	s     *Store
-	name  string
-	fence string
-}
-
-// Release frees the lock if it still carries this lock's fence; otherwise it
-// does nothing.
-func (l *lock) Release(context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if cur, ok := l.s.locks[l.name]; ok && cur.fence == l.fence {
-		delete(l.s.locks, l.name)
-	}
-	return nil
-}
-
-// Remember records id for ttl and reports whether it is new.
-func (s *Store) Remember(_ context.Context, id string, ttl time.Duration) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, errClosed
-	}
-	now := time.Now()
-	if exp, ok := s.replay[id]; ok && exp.After(now) {
-		return false, nil
-	}
-	s.replay[id] = now.Add(ttl)
-	return true, nil
-}
-
 // expiryHeap orders entries by expiry, for the purge and for eviction.
 type expiryHeap []*entry
 
-func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Len() int { return len(h) }
+
 func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
+
 func (h *expiryHeap) Push(x any) {
 	e := x.(*entry)
 	e.index = len(*h)
 	*h = append(*h, e)
 }
+
 func (h *expiryHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]

@@ -45,27 +45,31 @@ func sameSession(t *testing.T, what string, got, want *sessionstore.Session) {
 		return
 	}
 	var diffs []string
-	str := func(name, g, w string) {
-		if g != w {
-			diffs = append(diffs, fmt.Sprintf("%s = %q, want %q", name, g, w))
+	// Strings, times and the version; times compare by instant and must
+	// have been read back (no monotonic clock reading).
+	fields := []struct {
+		name      string
+		got, want any
+	}{
+		{"Key", got.Key, want.Key}, {"Handle", got.Handle, want.Handle},
+		{"Subject", got.Subject, want.Subject}, {"Issuer", got.Issuer, want.Issuer},
+		{"IdPSID", got.IdPSID, want.IdPSID}, {"Scope", got.Scope, want.Scope},
+		{"UserAgent", got.UserAgent, want.UserAgent}, {"ClientIP", got.ClientIP, want.ClientIP},
+		{"AccessExpiresAt", got.AccessExpiresAt, want.AccessExpiresAt},
+		{"AccessIssuedAt", got.AccessIssuedAt, want.AccessIssuedAt},
+		{"CreatedAt", got.CreatedAt, want.CreatedAt}, {"LastSeen", got.LastSeen, want.LastSeen},
+		{"AbsoluteExpiresAt", got.AbsoluteExpiresAt, want.AbsoluteExpiresAt},
+		{"ExpiresAt", got.ExpiresAt, want.ExpiresAt}, {"Version", got.Version, want.Version},
+	}
+	for _, f := range fields {
+		g, isTime := f.got.(time.Time)
+		switch {
+		case isTime && !g.Equal(f.want.(time.Time)), !isTime && f.got != f.want:
+			diffs = append(diffs, fmt.Sprintf("%s = %#v, want %#v", f.name, f.got, f.want))
+		case isTime && g != g.Round(0):
+			diffs = append(diffs, f.name+" carries a monotonic clock reading: it was not read back from the store")
 		}
 	}
-	tm := func(name string, g, w time.Time) {
-		if !g.Equal(w) {
-			diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", name, g, w))
-		}
-		if g != g.Round(0) {
-			diffs = append(diffs, name+" carries a monotonic clock reading: it was not read back from the store")
-		}
-	}
-	str("Key", got.Key, want.Key)
-	str("Handle", got.Handle, want.Handle)
-	str("Subject", got.Subject, want.Subject)
-	str("Issuer", got.Issuer, want.Issuer)
-	str("IdPSID", got.IdPSID, want.IdPSID)
-	str("Scope", got.Scope, want.Scope)
-	str("UserAgent", got.UserAgent, want.UserAgent)
-	str("ClientIP", got.ClientIP, want.ClientIP)
 	if !bytes.Equal(got.AccessToken, want.AccessToken) {
 		diffs = append(diffs, "AccessToken differs")
 	}
@@ -80,15 +84,6 @@ func sameSession(t *testing.T, what string, got, want *sessionstore.Session) {
 				diffs = append(diffs, fmt.Sprintf("Claims[%q] = %q, want %q", k, got.Claims[k], v))
 			}
 		}
-	}
-	tm("AccessExpiresAt", got.AccessExpiresAt, want.AccessExpiresAt)
-	tm("AccessIssuedAt", got.AccessIssuedAt, want.AccessIssuedAt)
-	tm("CreatedAt", got.CreatedAt, want.CreatedAt)
-	tm("LastSeen", got.LastSeen, want.LastSeen)
-	tm("AbsoluteExpiresAt", got.AbsoluteExpiresAt, want.AbsoluteExpiresAt)
-	tm("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
-	if got.Version != want.Version {
-		diffs = append(diffs, fmt.Sprintf("Version = %d, want %d", got.Version, want.Version))
 	}
 	if len(diffs) > 0 {
 		t.Errorf("%s: session differs:\n  %s", what, strings.Join(diffs, "\n  "))

@@ -9,9 +9,8 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testDelete(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testDelete(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-delete", time.Hour)
 	mustCreate(t, st, s)
 	other := session(t, "sub-delete", time.Hour)
@@ -64,8 +63,7 @@ func testDelete(t *testing.T, h Harness) {
 	wantErr(t, `Delete("")`, err, sessionstore.ErrNotFound)
 }
 
-func testDeleteConcurrent(t *testing.T, h Harness) {
-	st := h.New(t)
+func testDeleteConcurrent(t *testing.T, st sessionstore.Store) {
 	s := session(t, "sub-delete-race", time.Hour)
 	mustCreate(t, st, s)
 	got := make([]*sessionstore.Session, 10)
@@ -83,9 +81,8 @@ func testDeleteConcurrent(t *testing.T, h Harness) {
 
 // testAlreadyExpired covers sessions whose ExpiresAt is already past: they
 // are never returned, and their key and handle are free again.
-func testAlreadyExpired(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testAlreadyExpired(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-expired", -time.Minute)
 	err := st.Create(ctx, s)
 	if err != nil && !errors.Is(err, sessionstore.ErrInvalid) {

@@ -10,9 +10,8 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testInvalid(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testInvalid(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	cases := map[string]func(s *sessionstore.Session){
 		"empty key":    func(s *sessionstore.Session) { s.Key = "" },
 		"empty handle": func(s *sessionstore.Session) { s.Handle = "" },
@@ -69,8 +68,7 @@ func testInvalid(t *testing.T, h Harness) {
 	})
 }
 
-func testPing(t *testing.T, h Harness) {
-	st := h.New(t)
+func testPing(t *testing.T, st sessionstore.Store) {
 	if err := st.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
@@ -79,9 +77,8 @@ func testPing(t *testing.T, h Harness) {
 // testClosed checks a store after Close: closing again is no error, and
 // every call fails with ErrUnavailable (the BFF answers 503), never with
 // ErrNotFound (which would end the session) nor a panic.
-func testClosed(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testClosed(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-closed", time.Hour)
 	mustCreate(t, st, s)
 	if err := st.Close(); err != nil {

@@ -11,9 +11,8 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testListBySubject(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testListBySubject(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	base := time.Now().Add(-time.Hour)
 	// Created out of order: "newest" means latest CreatedAt, not insertion.
 	var want [3]*sessionstore.Session
@@ -42,9 +41,8 @@ func testListBySubject(t *testing.T, h Harness) {
 	}
 }
 
-func testListByIdPSID(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testListByIdPSID(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	a := session(t, "sub-a", time.Hour)
 	b := session(t, "sub-b", time.Hour)
 	b.IdPSID = a.IdPSID

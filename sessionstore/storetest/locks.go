@@ -9,9 +9,8 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testLock(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testLock(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	l1, err := st.Lock(ctx, "refresh:a", time.Minute)
 	if err != nil {
 		t.Fatalf("Lock: %v", err)
@@ -48,8 +47,7 @@ func testLock(t *testing.T, h Harness) {
 	}
 }
 
-func testLockConcurrent(t *testing.T, h Harness) {
-	st := h.New(t)
+func testLockConcurrent(t *testing.T, st sessionstore.Store) {
 	race(t, "Lock of one name", 10, sessionstore.ErrLocked, func(int) error {
 		_, err := st.Lock(context.Background(), "refresh:race", time.Minute)
 		return err

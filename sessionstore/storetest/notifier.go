@@ -47,8 +47,7 @@ func waitClosed(t *testing.T, ch <-chan sessionstore.Event) {
 	}
 }
 
-func testNotifier(t *testing.T, h Harness) {
-	st := h.New(t)
+func testNotifier(t *testing.T, st sessionstore.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch1, err := st.Subscribe(ctx)

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testRemember(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testRemember(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	first, err := st.Remember(ctx, "jti-1", time.Minute)
 	if err != nil || !first {
 		t.Errorf("first Remember = %v, %v; want true", first, err)

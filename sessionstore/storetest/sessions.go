@@ -11,9 +11,8 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
-func testCreateGet(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testCreateGet(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	want := session(t, "sub-create", time.Hour)
 	s := clone(want)
 	s.Version = 42 // Create must ignore it and start at 1.
@@ -41,9 +40,8 @@ func testCreateGet(t *testing.T, h Harness) {
 	sameSession(t, "Get after caller mutations", mustGet(t, st, want.Key), want)
 }
 
-func testCreateConflict(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testCreateConflict(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	orig := session(t, "sub-conflict", time.Hour)
 	mustCreate(t, st, clone(orig))
 	orig.Version = 1
@@ -76,9 +74,8 @@ func testCreateConflict(t *testing.T, h Harness) {
 
 // testHandleCollision covers a key that derives the handle of a stored
 // session: nothing reads, changes or deletes that session through it.
-func testHandleCollision(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testHandleCollision(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-collide", time.Hour)
 	mustCreate(t, st, clone(s))
 	s.Version = 1
@@ -105,8 +102,7 @@ func testHandleCollision(t *testing.T, h Harness) {
 	wantErr(t, "Tombstone after the stored session's Delete", err, sessionstore.ErrNotFound)
 }
 
-func testCreateConcurrent(t *testing.T, h Harness) {
-	st := h.New(t)
+func testCreateConcurrent(t *testing.T, st sessionstore.Store) {
 	base := session(t, "sub-create-race", time.Hour)
 	race(t, "Create of one key", 8, sessionstore.ErrConflict, func(i int) error {
 		s := clone(base)
@@ -115,9 +111,8 @@ func testCreateConcurrent(t *testing.T, h Harness) {
 	})
 }
 
-func testNotFound(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testNotFound(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	_, err := st.Get(ctx, sessionstore.KeyFromCookie("never issued"))
 	wantErr(t, "Get missing", err, sessionstore.ErrNotFound)
 	_, err = st.Get(ctx, "")
@@ -147,9 +142,8 @@ func testNotFound(t *testing.T, h Harness) {
 	}
 }
 
-func testUpdate(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testUpdate(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-update", time.Hour)
 	mustCreate(t, st, s)
 
@@ -201,9 +195,8 @@ func testUpdate(t *testing.T, h Harness) {
 	goneEverywhere(t, st, never)
 }
 
-func testUpdateConcurrent(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testUpdateConcurrent(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-update-race", time.Hour)
 	s.Claims = nil
 	mustCreate(t, st, s)
@@ -260,9 +253,8 @@ func testUpdateConcurrent(t *testing.T, h Harness) {
 	}
 }
 
-func testTouch(t *testing.T, h Harness) {
-	st := h.New(t)
-	ctx := context.Background()
+func testTouch(t *testing.T, st sessionstore.Store) {
+	ctx := t.Context()
 	s := session(t, "sub-touch", time.Hour)
 	mustCreate(t, st, s)
 

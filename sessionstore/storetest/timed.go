@@ -18,8 +18,7 @@ type timedCase struct {
 
 // testTimed runs every expiry check against one store with a single wait, so
 // the suite stays fast.
-func testTimed(t *testing.T, h Harness) {
-	st := h.New(t)
+func testTimed(t *testing.T, st sessionstore.Store) {
 	cases := []timedCase{
 		{"SessionExpires", timedSessionExpires},
 		{"TouchExtends", timedTouchExtends},
