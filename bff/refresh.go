@@ -126,36 +126,55 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 	if err := s.checkRefreshedIDToken(ctx, sess, rawID); err != nil {
 		// Nothing of this response is used; its refresh token must not
 		// stay live at the IdP, and the session ends (401 session_expired).
-		_ = s.revoke(ctx, tok.RefreshToken)
+		s.revokeUnused(ctx, sess, tok.RefreshToken, sec.RefreshToken)
 		return nil, fmt.Errorf("%w: ID token of the refresh response: %v", errRefreshDenied, err)
 	}
 	if err := s.setTokens(sess, tok, rawID, sec.RefreshToken, now); err != nil {
 		return nil, err
 	}
-	// The refresh token may be the only copy of a rotated token: it must be
-	// written. A conflict cannot come from another refresh (we hold the
-	// lock), so the write is retried on the current version.
-	for attempt := 0; ; attempt++ {
-		err = s.store.Update(ctx, sess)
-		if err == nil || !errors.Is(err, sessionstore.ErrConflict) || attempt == 3 {
-			break
-		}
+	// The write is fenced by the version read under the lock: it lands only
+	// if no one wrote since. A conflict means this instance's lease ran out
+	// (the IdP or the store was slow) and the instance that took the lock
+	// over has stored a newer token set. Overwriting it would throw away
+	// that set's refresh token — at an IdP that rotates them, the only live
+	// one — so the stale writer keeps its hands off: it revokes what it got
+	// and uses what is stored.
+	err = s.store.Update(ctx, sess)
+	if errors.Is(err, sessionstore.ErrConflict) {
+		s.revokeUnused(ctx, sess, tok.RefreshToken, sec.RefreshToken)
 		cur, gerr := s.store.Get(ctx, sess.Key)
-		if gerr != nil {
-			err = gerr
-			break
+		if isNotFound(gerr) {
+			return nil, errSessionGone
 		}
-		sess.Version = cur.Version
+		if gerr != nil {
+			return nil, fmt.Errorf("re-read after a fenced-off refresh: %w", gerr)
+		}
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "refresh lease expired and a newer token set was stored meanwhile; the tokens of this refresh are revoked",
+			slog.String("handle", sess.Handle))
+		return cur, nil
 	}
 	if isNotFound(err) {
 		// Ended while we refreshed: the new refresh token must not outlive it.
-		_ = s.revoke(ctx, tok.RefreshToken)
+		s.revokeUnused(ctx, sess, tok.RefreshToken, sec.RefreshToken)
 		return nil, errSessionGone
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store refreshed tokens: %w", err)
 	}
 	return sess, nil
+}
+
+// revokeUnused revokes a refresh token that a refresh obtained but will not
+// store. An IdP that does not rotate sends none or the same one again: that
+// one is still the session's, and stays.
+func (s *Server) revokeUnused(ctx context.Context, sess *sessionstore.Session, got, stored string) {
+	if got == "" || got == stored {
+		return
+	}
+	if err := s.revoke(context.WithoutCancel(ctx), got); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "could not revoke the refresh token of an unused refresh response",
+			slog.String("handle", sess.Handle), slog.String("error", err.Error()))
+	}
 }
 
 // refreshGrant is the one call to the token endpoint, timed by result and
