@@ -50,6 +50,8 @@ func (s *Server) accessToken(ctx context.Context, sess *sessionstore.Session) (s
 			return "", err
 		}
 		sess = fresh
+	} else {
+		s.maybeRefreshAhead(sess)
 	}
 	return s.openAccessToken(sess)
 }
@@ -66,7 +68,7 @@ func (s *Server) refresh(ctx context.Context, sess *sessionstore.Session) (*sess
 		// Shared by every waiting request: not bound to any one of them.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait+refreshTimeout)
 		defer cancel()
-		return s.refreshLocked(ctx, sess)
+		return s.refreshLocked(ctx, sess, s.needsRefresh)
 	})
 	select {
 	case res := <-ch:
@@ -86,7 +88,10 @@ var (
 	errRefreshBusy   = errors.New("timed out waiting for another instance's refresh")
 )
 
-func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session) (*sessionstore.Session, error) {
+// refreshLocked refreshes the session's tokens under the cluster-wide lock
+// if, once re-read under it, the session is still due (a synchronous
+// refresh passes needsRefresh, a background one dueAhead).
+func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session, due func(*sessionstore.Session, time.Time) bool) (*sessionstore.Session, error) {
 	lock, err := s.waitForLock(ctx, stale)
 	if err != nil {
 		return nil, err
@@ -109,7 +114,7 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session)
 		return nil, err
 	}
 	now := time.Now()
-	if !s.needsRefresh(sess, now) {
+	if !due(sess, now) {
 		return sess, nil
 	}
 	sec, err := s.openSecrets(sess)

@@ -77,6 +77,8 @@ type Server struct {
 	// draining is closed by Drain when the instance is shutting down.
 	draining  chan struct{}
 	drainOnce sync.Once
+	// ahead tracks background refreshes of sessions in use.
+	ahead *refreshAhead
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -134,6 +136,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		reg.MustRegister(newSessionsActive(s.store, counter))
 	}
 	s.accessTokens = newAccessTokenCache()
+	s.ahead = newRefreshAhead()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)
