@@ -161,14 +161,18 @@ func realisticJWT(kind jwtKind, i int) string {
 	now := time.Now().Unix()
 	user := i / 2
 	iss := "https://login.example.com/realms/main"
+	// The registered claims every token starts with, in an IdP's order.
+	type registered struct {
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+		Aud string `json:"aud"`
+		Exp int64  `json:"exp"`
+		Iat int64  `json:"iat"`
+	}
 	var claims any
 	if kind.id {
 		claims = struct {
-			Iss           string `json:"iss"`
-			Sub           string `json:"sub"`
-			Aud           string `json:"aud"`
-			Exp           int64  `json:"exp"`
-			Iat           int64  `json:"iat"`
+			registered
 			AuthTime      int64  `json:"auth_time"`
 			Nonce         string `json:"nonce"`
 			Sid           string `json:"sid"`
@@ -177,20 +181,16 @@ func realisticJWT(kind jwtKind, i int) string {
 			Email         string `json:"email"`
 			Username      string `json:"preferred_username"`
 			EmailVerified bool   `json:"email_verified"`
-		}{iss, userUUID(user), "bff", now + 300, now, now - 2, randomB64(32), uuid(), randomB64(16),
+		}{registered{iss, userUUID(user), "bff", now + 300, now}, now - 2, randomB64(32), uuid(), randomB64(16),
 			"Ada Lovelace", fmt.Sprintf("user%d@example.org", user), fmt.Sprintf("user%d", user), true}
 	} else {
 		claims = struct {
-			Iss      string `json:"iss"`
-			Sub      string `json:"sub"`
-			Aud      string `json:"aud"`
-			Exp      int64  `json:"exp"`
-			Iat      int64  `json:"iat"`
+			registered
 			Jti      string `json:"jti"`
 			Scope    string `json:"scope"`
 			ClientID string `json:"client_id"`
 			Sid      string `json:"sid"`
-		}{iss, userUUID(user), "https://api.example.com", now + 300, now, uuid(),
+		}{registered{iss, userUUID(user), "https://api.example.com", now + 300, now}, uuid(),
 			"openid profile email offline_access", "bff", uuid()}
 	}
 	header, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": hex.EncodeToString(kid[:]), "typ": "JWT"})
