@@ -303,7 +303,18 @@ func (r Route) validate() error {
 	case r.Token != TokenUser && r.Token != TokenNone:
 		return fmt.Errorf("token of %s must be %q or %q", r.Prefix, TokenUser, TokenNone)
 	}
+	for _, m := range r.Methods {
+		if !isToken(m) {
+			return fmt.Errorf("methods of %s: %q is not a method name", r.Prefix, m)
+		}
+	}
 	return nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), the
+// syntax of header names and methods.
+func isToken(s string) bool {
+	return s != "" && strings.Trim(s, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
 }
 
 // ParseRoutes reads BFF_ROUTES: comma-separated entries of the form

@@ -75,7 +75,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // cross-site without a preflight, so any page could forge them; forbidden
 // headers cannot be set by the SPA's own scripts at all.
 func csrfHeaderProblem(name string) string {
-	if name == "" || strings.Trim(name, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+	if !isToken(name) {
 		return "is not a valid header name"
 	}
 	lower := strings.ToLower(name)

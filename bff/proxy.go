@@ -38,44 +38,7 @@ type proxyCall struct {
 // open streams and WebSockets.
 func (s *Server) proxy(route Route) http.Handler {
 	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(route.Upstream)
-			if route.StripPrefix {
-				pr.Out.URL.Path = singleJoin(route.Upstream.Path, "/"+strings.TrimPrefix(pr.In.URL.Path, route.Prefix))
-				pr.Out.URL.RawPath = ""
-			}
-			// Rewrite starts with no X-Forwarded-* at all; the browser's are
-			// believed only from a trusted proxy in front of the BFF.
-			trusted := s.fromTrustedProxy(pr.In)
-			if trusted {
-				pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-			}
-			pr.SetXForwarded()
-			if trusted {
-				for _, name := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-					if v := pr.In.Header.Get(name); v != "" {
-						pr.Out.Header.Set(name, v)
-					}
-				}
-			}
-			h := pr.Out.Header
-			h.Del("Cookie")
-			h.Del("Authorization")
-			h.Del(s.cfg.CSRFHeader)
-			h.Del("Forwarded")
-			dropUnsafeUpgrade(h)
-			for _, name := range methodOverrideHeaders {
-				h.Del(name)
-			}
-			if !trusted {
-				// The browser does not choose the trace an upstream joins.
-				h.Del("Traceparent")
-				h.Del("Tracestate")
-			}
-			if call, _ := pr.In.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && call.token != "" {
-				h.Set("Authorization", "Bearer "+call.token)
-			}
-		},
+		Rewrite:    s.rewrite(route),
 		Transport:  s.upstreamTransport(route),
 		BufferPool: s.proxyBuffers,
 		// ReverseProxy flushes event streams and responses of unknown length
@@ -143,6 +106,50 @@ func (s *Server) proxy(route Route) http.Handler {
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
 		return nil
 	})
+}
+
+// rewrite builds the request to the upstream: the route's URL, forwarded
+// headers from the real connection, none of the browser's credentials, and
+// the user's access token when the route carries one.
+func (s *Server) rewrite(route Route) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(route.Upstream)
+		if route.StripPrefix {
+			pr.Out.URL.Path = singleJoin(route.Upstream.Path, "/"+strings.TrimPrefix(pr.In.URL.Path, route.Prefix))
+			pr.Out.URL.RawPath = ""
+		}
+		// Rewrite starts with no X-Forwarded-* at all; the browser's are
+		// believed only from a trusted proxy in front of the BFF.
+		trusted := s.fromTrustedProxy(pr.In)
+		if trusted {
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		}
+		pr.SetXForwarded()
+		if trusted {
+			for _, name := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v := pr.In.Header.Get(name); v != "" {
+					pr.Out.Header.Set(name, v)
+				}
+			}
+		}
+		h := pr.Out.Header
+		h.Del("Cookie")
+		h.Del("Authorization")
+		h.Del(s.cfg.CSRFHeader)
+		h.Del("Forwarded")
+		dropUnsafeUpgrade(h)
+		for _, name := range methodOverrideHeaders {
+			h.Del(name)
+		}
+		if !trusted {
+			// The browser does not choose the trace an upstream joins.
+			h.Del("Traceparent")
+			h.Del("Tracestate")
+		}
+		if call, _ := pr.In.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && call.token != "" {
+			h.Set("Authorization", "Bearer "+call.token)
+		}
+	}
 }
 
 // startStream admits a long-lived upstream response (an event stream or a
