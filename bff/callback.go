@@ -79,9 +79,12 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		return errInvalidIDToken(err)
 	}
 
-	// One browser, one session: end the one this browser had, if any.
-	if old := s.sessionCookieValue(r); old != "" {
-		if _, err := s.endSession(ctx, sessionstore.KeyFromCookie(old), sessionstore.CauseReplaced, "login"); err != nil {
+	// One browser, one session: end the one this browser had, if any. Its
+	// cookie is SameSite=Strict, so it rarely comes with this request (the
+	// IdP's redirect here is a cross-site navigation); /bff/login, a
+	// same-site navigation, saw it and named it in the login state.
+	for _, key := range replacedSessions(st.Replaces, s.sessionCookieValue(r)) {
+		if _, err := s.endSession(ctx, key, sessionstore.CauseReplaced, "login"); err != nil {
 			return errStoreUnavailable(err)
 		}
 	}
@@ -130,6 +133,21 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	s.setSessionCookie(w, cookie, sess.AbsoluteExpiresAt)
 	redirect(w, st.ReturnTo)
 	return nil
+}
+
+// replacedSessions are the store keys of the sessions a login replaces: the
+// one named in the login state and the one whose cookie came along, if any.
+func replacedSessions(fromLoginState, cookie string) []string {
+	var keys []string
+	if fromLoginState != "" {
+		keys = append(keys, fromLoginState)
+	}
+	if cookie != "" {
+		if k := sessionstore.KeyFromCookie(cookie); k != fromLoginState {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // maxCreateAttempts bounds the cookie values a login tries when the store

@@ -105,6 +105,10 @@ type loginState struct {
 	ReturnTo string
 	// Started orders the pending sign-ins of a browser (Unix nanoseconds).
 	Started int64
+	// Replaces is the store key of the session the browser had when the
+	// sign-in started (the hash of its cookie, never the cookie): the
+	// callback ends it, as its Strict cookie does not come along there.
+	Replaces string `json:",omitempty"`
 }
 
 const (

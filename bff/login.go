@@ -6,6 +6,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
 // handleLogin starts the authorization code flow with PKCE (S256), a state
@@ -19,6 +21,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: safeReturnTo(r.URL.Query().Get("returnTo")),
 		Started:  time.Now().UnixNano(),
+	}
+	if old := s.sessionCookieValue(r); old != "" {
+		st.Replaces = sessionstore.KeyFromCookie(old)
 	}
 	s.dropOldLoginStates(w, r)
 	if err := s.setLoginCookie(w, st); err != nil {

@@ -25,7 +25,8 @@ const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run',
   // nothing but 127.0.0.1 (oidc-provider's pages @import a web font)
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  // (127.0.0.2: an OP on another site than the BFF, see opts.opHost)
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE 127.0.0.2',
 ];
 
 /** n distinct free ports (held open together, so they differ). */
@@ -189,7 +190,9 @@ export async function startStack(opts = {}) {
 
 async function startStackOnce(opts) {
   const [opPort, bffPort, adminPort] = await freePorts(3);
-  const opURL = `http://127.0.0.1:${opPort}`;
+  // opts.opHost: another loopback address puts the OP on another site.
+  const opHost = opts.opHost ?? '127.0.0.1';
+  const opURL = `http://${opHost}:${opPort}`;
   const publicURL = `http://127.0.0.1:${bffPort}`;
   const adminToken = randomBytes(18).toString('hex');
   const stack = { opURL, publicURL, procs: [], started: Date.now() };
@@ -200,7 +203,7 @@ async function startStackOnce(opts) {
     const op = new Proc('op', process.execPath, [
       path.join(here, 'op.mjs'), '--port', String(opPort), '--public', publicURL,
       '--client-id', CLIENT_ID, '--client-secret', CLIENT_SECRET, '--api-secret', API_SECRET,
-      '--access-ttl', String(opts.accessTTL ?? 5),
+      '--access-ttl', String(opts.accessTTL ?? 5), '--host', opHost,
       ...((opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)
         ? ['--keep-alive-ms', String(opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)] : []),
     ], { ...process.env, DEBUG: process.env.OP_DEBUG ?? '' });

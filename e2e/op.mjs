@@ -43,6 +43,10 @@ const { values: args } = parseArgs({
     // connection the OP is closing at that moment. The BFF must cope (it
     // drops idle IdP connections early and resends on a stale one).
     'keep-alive-ms': { type: 'string', default: '5000' },
+    // Another loopback address (e.g. 127.0.0.2) makes the OP another site
+    // than the BFF on 127.0.0.1 (ports do not count for SameSite), so the
+    // redirect back to the BFF is a cross-site navigation, as in production.
+    host: { type: 'string', default: '127.0.0.1' },
   },
 });
 if (!args.port || !args.public) {
@@ -51,7 +55,7 @@ if (!args.port || !args.public) {
 }
 
 const port = Number(args.port);
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `http://${args.host}:${port}`;
 const pub = args.public.replace(/\/$/, '');
 const accessTTL = Number(args['access-ttl']);
 
@@ -244,7 +248,7 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = Number(args['keep-alive-ms']);
 server.headersTimeout = Math.max(60000, server.keepAliveTimeout + 1000);
-server.listen(port, '127.0.0.1', () => {
+server.listen(port, args.host, () => {
   console.log(`ready ${issuer}`);
 });
 
