@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -17,7 +19,9 @@ import (
 // TestServeExportsTracesOnlyWithEndpoint runs `serve` twice against an
 // OTLP/HTTP receiver: without OTEL_EXPORTER_OTLP_ENDPOINT nothing is sent
 // and no exporter goroutine exists; with it, the requests' spans arrive
-// (flushed at shutdown) and the batching goroutine runs.
+// (flushed at shutdown) and the batching goroutine runs. Both runs export
+// bff_sessions_active through the store the serve path builds (sqlite
+// behind its record cache, and memory).
 func TestServeExportsTracesOnlyWithEndpoint(t *testing.T) {
 	var posts atomic.Int32
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +36,17 @@ func TestServeExportsTracesOnlyWithEndpoint(t *testing.T) {
 		if on {
 			env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.URL
 		}
-		exporting := serveBriefly(t, env)
+		var metrics string
+		if !on {
+			env["BFF_STORE"] = "sqlite:" + filepath.Join(t.TempDir(), "sessions.db")
+		}
+		exporting := serveBriefly(t, env, func(admin string) {
+			adminGet(t, admin, "/metrics")
+			metrics = adminGet(t, admin, "/metrics") // shows the first scrape's count, and no second one
+		})
+		if !strings.Contains(metrics, "\nbff_sessions_active 0\n") || !strings.Contains(metrics, "bff_store_operation_duration_seconds_count{op=\"count\",result=\"ok\"} 1") {
+			t.Errorf("store %s: no sessions-active gauge through the serve path's store:\n%s", env["BFF_STORE"], metrics)
+		}
 		switch {
 		case !on && exporting:
 			t.Error("without an endpoint, an OpenTelemetry SDK goroutine runs")
@@ -46,10 +60,23 @@ func TestServeExportsTracesOnlyWithEndpoint(t *testing.T) {
 	}
 }
 
+func adminGet(t *testing.T, admin, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+admin+path, nil)
+	req.Header.Set("Authorization", "Bearer trace-test-admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // serveBriefly runs serve with env added to a working configuration, makes
 // a few requests, reports whether an OpenTelemetry SDK goroutine is
 // running, and stops the server.
-func serveBriefly(t *testing.T, extra map[string]string) (sdkGoroutine bool) {
+func serveBriefly(t *testing.T, extra map[string]string, check func(admin string)) (sdkGoroutine bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -81,6 +108,8 @@ func serveBriefly(t *testing.T, extra map[string]string) (sdkGoroutine bool) {
 		t.Fatalf("login: %d", resp.StatusCode)
 	}
 	mustGet(t, c, "http://"+public+"/bff/user", http.Header{"X-Csrf": {"1"}})
+
+	check(admin)
 
 	buf := make([]byte, 1<<20)
 	stacks := string(buf[:runtime.Stack(buf, true)])
