@@ -23,11 +23,7 @@ type device struct {
 
 // handleListDevices lists the signed-in user's own sessions, this one
 // first, then the most recently used.
-func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.loadSession(r.Context(), r)
-	if err != nil {
-		return err
-	}
+func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request, sess *sessionstore.Session) error {
 	list, err := s.ownSessions(r, sess)
 	if err != nil {
 		return err
@@ -59,11 +55,7 @@ func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) error
 // handleEndDevice ends one of the user's own sessions through the one kill
 // path. A handle that is unknown, expired or another user's is the same 404,
 // so the endpoint cannot be used to probe for other people's sessions.
-func (s *Server) handleEndDevice(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.loadSession(r.Context(), r)
-	if err != nil {
-		return err
-	}
+func (s *Server) handleEndDevice(w http.ResponseWriter, r *http.Request, sess *sessionstore.Session) error {
 	handle := r.PathValue("handle")
 	target, err := s.store.GetByHandle(r.Context(), handle)
 	if isNotFound(err) || handle == "" || (err == nil && (target.Subject != sess.Subject || target.Issuer != sess.Issuer)) {
@@ -90,13 +82,9 @@ func (s *Server) handleEndDevice(w http.ResponseWriter, r *http.Request) error {
 // handleEndOtherDevices ends every session of the user but this one ("sign
 // out everywhere else"). It requires others=true: a DELETE of the whole
 // collection must never quietly mean "every session, this one included".
-func (s *Server) handleEndOtherDevices(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleEndOtherDevices(w http.ResponseWriter, r *http.Request, sess *sessionstore.Session) error {
 	if r.URL.Query().Get("others") != "true" {
 		return errOthersRequired()
-	}
-	sess, err := s.loadSession(r.Context(), r)
-	if err != nil {
-		return err
 	}
 	list, err := s.ownSessions(r, sess)
 	if err != nil {

@@ -188,6 +188,21 @@ func (s *Server) handle(f handlerFunc) http.Handler {
 	})
 }
 
+// sessionHandlerFunc is a handler that runs only for a live session.
+type sessionHandlerFunc func(w http.ResponseWriter, r *http.Request, sess *sessionstore.Session) error
+
+// requireSession runs f with the live session named by the request's
+// cookie, or answers 401 (see loadSession) without running it.
+func (s *Server) requireSession(f sessionHandlerFunc) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		sess, err := s.loadSession(r.Context(), r)
+		if err != nil {
+			return err
+		}
+		return f(w, r, sess)
+	})
+}
+
 // loadSession returns the live session named by the request's cookie. No
 // cookie, an unknown cookie or an expired session is 401; the code says why
 // when a tombstone remembers it (session_ended, session_expired).

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
 // userInfo is what the SPA learns of its session: who is signed in and how
@@ -18,11 +20,7 @@ type userInfo struct {
 	SessionExpiresIn  int64  `json:"sessionExpiresIn"`
 }
 
-func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.loadSession(r.Context(), r)
-	if err != nil {
-		return err
-	}
+func (s *Server) handleUser(w http.ResponseWriter, r *http.Request, sess *sessionstore.Session) error {
 	s.touch(r.Context(), sess)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, userInfo{
