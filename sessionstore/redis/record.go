@@ -40,6 +40,34 @@ const (
 	keySize      = 32
 )
 
+// loc is where the session of one key lives: its record and tombstone
+// keys, and the 32 bytes of the key that the record and the tombstone
+// carry.
+type loc struct {
+	rk, tk string
+	kb     string
+}
+
+// locOf is where the session under key lives, and false if key is not a
+// session key (as sessionstore.KeyFromCookie makes them), which no stored
+// session can have.
+func (st *Store) locOf(key string) (loc, bool) {
+	h := sessionstore.HandleFromKey(key)
+	if h == "" {
+		return loc{}, false
+	}
+	kb, _ := ids.B64.DecodeString(key) // HandleFromKey checked it
+	rk := st.recordKey(h)
+	return loc{rk: rk, tk: rk + ":t", kb: string(kb)}, true
+}
+
+// member is the index member of the session with handle h: the 16 bytes h
+// encodes.
+func member(handle string) string {
+	b, _ := ids.B64.DecodeString(handle)
+	return string(b)
+}
+
 // record is a session about to be stored.
 type record struct {
 	l       loc    // where it goes

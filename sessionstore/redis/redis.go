@@ -142,7 +142,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bffproxy/bff/sessionstore"
-	"github.com/bffproxy/bff/sessionstore/internal/ids"
 )
 
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
@@ -239,34 +238,6 @@ func (st *Store) channel() string                { return st.prefix + "events" }
 // recordPattern is the SCAN MATCH pattern of record keys (tombstones end
 // in ":t", not "}", and do not match).
 func (st *Store) recordPattern() string { return globEscape(st.prefix) + "{h:*}" }
-
-// loc is where the session of one key lives: its record and tombstone
-// keys, and the 32 bytes of the key that the record and the tombstone
-// carry.
-type loc struct {
-	rk, tk string
-	kb     string
-}
-
-// locOf is where the session under key lives, and false if key is not a
-// session key (as sessionstore.KeyFromCookie makes them), which no stored
-// session can have.
-func (st *Store) locOf(key string) (loc, bool) {
-	h := sessionstore.HandleFromKey(key)
-	if h == "" {
-		return loc{}, false
-	}
-	kb, _ := ids.B64.DecodeString(key) // HandleFromKey checked it
-	rk := st.recordKey(h)
-	return loc{rk: rk, tk: rk + ":t", kb: string(kb)}, true
-}
-
-// member is the index member of the session with handle h: the 16 bytes h
-// encodes.
-func member(handle string) string {
-	b, _ := ids.B64.DecodeString(handle)
-	return string(b)
-}
 
 // globEscape quotes the characters that SCAN MATCH treats specially.
 func globEscape(s string) string {
