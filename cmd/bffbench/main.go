@@ -2,6 +2,8 @@
 // run, on this machine:
 //
 //	go run ./cmd/bffbench                      # throughput table, every store
+//	go run ./cmd/bffbench -scenario storm      # refresh storm over two instances
+//	go run ./cmd/bffbench -scenario all        # everything (about 5 minutes)
 //
 // It starts a 1 KB JSON upstream, a bare httputil.ReverseProxy with the
 // BFF's transport settings, the embedded OP and the real `bff serve`
@@ -71,6 +73,8 @@ type options struct {
 	rounds    int
 	pin       bool
 	gate      bool
+	// tokenDelay slows the OP's token endpoint in the storm scenario.
+	tokenDelay time.Duration
 
 	// Set up by run: the CPUs of the servers and of the load generator
 	// ("" when not pinned).
@@ -80,7 +84,7 @@ type options struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bffbench", flag.ContinueOnError)
-	scenario := fs.String("scenario", "throughput", "comma-separated: throughput, or all")
+	scenario := fs.String("scenario", "throughput", "comma-separated: throughput, storm, kill, killuser, redismem, login, ahead, or all")
 	stores := fs.String("stores", "memory,sqlite,redis", "stores measured by the throughput scenario")
 	defRedis := getenv("BFF_BENCH_REDIS")
 	if defRedis == "" && getenv("BFF_TEST_REDIS") != "" {
@@ -96,13 +100,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per target before the rounds")
 	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds")
 	fs.BoolVar(&o.pin, "pin", true, "pin servers and load generator to different cores with taskset")
+	fs.DurationVar(&o.tokenDelay, "token-delay", 200*time.Millisecond, "delay of the OP's token endpoint in the storm scenario")
 	fs.BoolVar(&o.gate, "gate", true, "exit with status 3 when a target is missed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.scenarios = strings.Split(*scenario, ",")
 	if *scenario == "all" {
-		o.scenarios = []string{"throughput"}
+		o.scenarios = []string{"throughput", "storm", "kill", "killuser", "redismem", "login", "ahead"}
 	}
 	o.stores = strings.Split(*stores, ",")
 	self, err := selfPath()
@@ -130,6 +135,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		switch sc {
 		case "throughput":
 			ok, err = throughput(ctx, st, &o, stdout)
+		case "storm":
+			ok, err = refreshStorm(ctx, st, &o, stdout)
+		case "kill":
+			ok, err = killLatency(ctx, st, &o, stdout)
+		case "killuser":
+			ok, err = killUserCost(ctx, st, &o, stdout)
+		case "redismem":
+			ok, err = redisMemory(ctx, st, &o, stdout)
+		case "login":
+			ok, err = loginThroughput(ctx, st, &o, stdout)
+		case "ahead":
+			ok, err = refreshAhead(ctx, st, &o, stdout)
 		default:
 			return fmt.Errorf("unknown scenario %q", sc)
 		}
