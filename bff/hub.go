@@ -97,6 +97,10 @@ func (h *hub) end(ev sessionstore.Event) {
 // subscription ends.
 func (s *Server) relayEvents(events <-chan sessionstore.Event) {
 	for ev := range events {
+		if ev.Refreshed {
+			s.refreshNotices.notify(ev.Key)
+			continue
+		}
 		s.accessTokens.drop(ev.Key)
 		s.hub.end(ev)
 	}

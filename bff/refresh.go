@@ -20,6 +20,10 @@ const (
 	// refreshWait bounds how long a request waits for another instance's
 	// refresh of the same session.
 	refreshWait = 10 * time.Second
+	// refreshRecheck is how often a request waiting for another instance's
+	// refresh looks at the store without having been notified: the notice
+	// may be lost, or the holder may have died.
+	refreshRecheck = 2 * time.Second
 	// refreshTimeout bounds one call to the token endpoint.
 	refreshTimeout = 10 * time.Second
 )
@@ -166,6 +170,7 @@ func (s *Server) refreshLocked(ctx context.Context, stale *sessionstore.Session,
 	if err != nil {
 		return nil, fmt.Errorf("store refreshed tokens: %w", err)
 	}
+	s.publishRefreshed(ctx, sess)
 	return sess, nil
 }
 
@@ -208,7 +213,8 @@ func (s *Server) refreshGrant(ctx context.Context, refreshToken string) (*oauth2
 
 // waitForLock takes the session's refresh lock. If another instance holds
 // it, it waits until that instance has refreshed (returning nil, nil) or
-// its lock expired (then takes it).
+// its lock expired (then takes it). The holder's refresh notice wakes it;
+// it does not poll the store.
 func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (sessionstore.Lock, error) {
 	start := time.Now()
 	deadline := start.Add(refreshWait)
@@ -219,7 +225,12 @@ func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (
 			s.metrics.lockWait[result].Observe(time.Since(start).Seconds())
 		}
 	}
+	var wake <-chan struct{}
+	defer func() { s.refreshNotices.stop(stale.Key, wake) }()
 	for {
+		// Listen for the holder's notice before looking, so a notice sent
+		// between the look and the wait is not missed.
+		wake = s.refreshNotices.wait(stale.Key)
 		lock, err := s.store.Lock(ctx, "refresh:"+stale.Key, refreshLockTTL)
 		if err == nil {
 			done(lockAcquired)
@@ -243,8 +254,12 @@ func (s *Server) waitForLock(ctx context.Context, stale *sessionstore.Session) (
 			done(lockTimeout)
 			return nil, errRefreshBusy
 		}
+		// The holder's notice wakes us as soon as its tokens are stored; the
+		// slow re-check covers a lost notice and a holder that died (its
+		// lock expires).
 		select {
-		case <-time.After(50 * time.Millisecond):
+		case <-wake:
+		case <-time.After(refreshRecheck):
 		case <-ctx.Done():
 			done(lockError)
 			return nil, ctx.Err()

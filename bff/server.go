@@ -79,6 +79,8 @@ type Server struct {
 	drainOnce sync.Once
 	// ahead tracks background refreshes of sessions in use.
 	ahead *refreshAhead
+	// refreshNotices wakes requests waiting for another instance's refresh.
+	refreshNotices *refreshNotices
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -137,6 +139,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	}
 	s.accessTokens = newAccessTokenCache()
 	s.ahead = newRefreshAhead()
+	s.refreshNotices = newRefreshNotices()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)

@@ -135,7 +135,9 @@ type ReplayCache interface {
 }
 
 // Notifier fans events out to every instance that shares the backend, so a
-// kill on one instance cuts the streams held open by another.
+// kill on one instance cuts the streams held open by another, and a
+// refresh done by one instance releases the requests of the same session
+// waiting for it on another.
 type Notifier interface {
 	// Publish sends ev to every subscriber, on every instance.
 	Publish(ctx context.Context, ev Event) error
@@ -146,11 +148,15 @@ type Notifier interface {
 	Subscribe(ctx context.Context) (<-chan Event, error)
 }
 
-// Event tells every instance that a session ended.
+// Event tells every instance that a session ended, or, with Refreshed set,
+// that its tokens were just refreshed.
 type Event struct {
 	Key    string `json:"key"`
 	Handle string `json:"handle"`
-	Cause  Cause  `json:"cause"`
+	Cause  Cause  `json:"cause,omitempty"`
+	// Refreshed marks a refresh notice: the session lives on, with new
+	// tokens in the store. Cause is empty.
+	Refreshed bool `json:"refreshed,omitempty"`
 }
 
 // Cause says why a session ended. It is shown to the session's browser
