@@ -21,16 +21,7 @@ type stream struct {
 
 func (b *browser) openStream(t *testing.T, path string, header http.Header) *stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.st.bff.URL+path, nil)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := b.Do(req)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
+	resp, _ := b.send(t, path, header)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("open %s: status %d", path, resp.StatusCode)
 	}
@@ -50,6 +41,23 @@ func (b *browser) openStream(t *testing.T, path string, header http.Header) *str
 		}
 	}()
 	return s
+}
+
+// send GETs path with a context that ends with the test, and returns the
+// response and a function that closes it early.
+func (b *browser) send(t *testing.T, path string, header http.Header) (*http.Response, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.st.bff.URL+path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return resp, func() { cancel(); resp.Body.Close() }
 }
 
 // waitLine waits for a line with the prefix.

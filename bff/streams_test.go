@@ -108,26 +108,17 @@ func TestProxyStreamNoticesAnEndedSessionOnHeartbeat(t *testing.T) {
 }
 
 // openRaw opens a stream and returns its response and a function that
-// closes it.
+// closes it. A 200 stream is read up to its first line, which says it is
+// established.
 func (b *browser) openRaw(t *testing.T, path string, header http.Header) (*http.Response, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.st.bff.URL+path, nil)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := b.Do(req)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
+	resp, closeFn := b.send(t, path, header)
 	if resp.StatusCode == http.StatusOK {
-		// The first line says the stream is established.
 		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
 			t.Fatalf("open %s: %v", path, err)
 		}
 	}
-	return resp, func() { cancel(); resp.Body.Close() }
+	return resp, closeFn
 }
 
 func TestStreamsPerSessionAreCapped(t *testing.T) {
