@@ -33,9 +33,9 @@ test('oidc-provider back-channel logout ends the BFF session and notifies the pa
   assert.equal(stats.backchannel.success, 1, 'one back-channel logout sent');
 
   // the page heard it
-  await page.waitForFunction(() => window.__statusHistory.some((x) => x === 'Session ended (backchannel)'), null, { timeout: 5000 })
-    .catch(async () => assert.fail(`#status never showed "Session ended (backchannel)": ${JSON.stringify(await history())}`));
-  await page.locator('#status').filter({ hasText: /Not signed in \(session_ended\)/ }).waitFor({ timeout: 5000 });
+  await page.waitForFunction(() => window.__statusHistory.some((x) => x === 'Session ended'), null, { timeout: 5000 })
+    .catch(async () => assert.fail(`#status never showed "Session ended": ${JSON.stringify(await history())}`));
+  await page.locator('#ended[data-cause="backchannel"]').waitFor({ timeout: 5000 });
 
   // and the BFF session is gone, with the cause
   const user = await pageFetch(page, '/bff/user');

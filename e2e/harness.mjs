@@ -66,7 +66,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 /** A child process whose output is kept for diagnostics. */
-class Proc {
+export class Proc {
   constructor(name, cmd, args, env) {
     this.name = name;
     this.out = [];
@@ -196,6 +196,8 @@ async function startStackOnce(opts) {
   const publicURL = `http://127.0.0.1:${bffPort}`;
   const adminToken = randomBytes(18).toString('hex');
   const stack = { opURL, publicURL, procs: [], started: Date.now() };
+  stack.adminURL = `http://127.0.0.1:${adminPort}`;
+  stack.adminToken = adminToken;
   stack.adminURL = `http://127.0.0.1:${adminPort}`;
   stack.adminToken = adminToken;
 

@@ -36,8 +36,19 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	dir := fs.String("data", dataDir(getenv)+"-dev", "data directory (keys, admin token, sessions)")
 	storeSpec := fs.String("store", "", "session store (default sqlite in the data directory)")
 	atLifetime := fs.Duration("access-token-lifetime", 60*time.Second, "access token lifetime at the embedded IdP")
+	opOnly := fs.Bool("op-only", false, "serve only the embedded IdP and the demo API, for a BFF run with `bff serve` (browser tests)")
+	var oo opOnlyConfig
+	fs.StringVar(&oo.apiListen, "api-listen", "127.0.0.1:0", "with --op-only: demo API listen address")
+	fs.StringVar(&oo.controlListen, "control-listen", "", "with --op-only: loopback address of the test control listener (sends back-channel logouts), off if empty")
+	fs.StringVar(&oo.publicURL, "public-url", "", "with --op-only: the BFF's public URL, for its redirect URIs")
+	fs.StringVar(&oo.clientID, "client-id", "bff-dev", "with --op-only: the BFF's client id")
+	fs.StringVar(&oo.clientSecret, "client-secret", "bff-dev-secret", "with --op-only: the BFF's client secret")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *opOnly {
+		oo.opListen, oo.accessTokenLifetime = *opListen, *atLifetime
+		return runOPOnly(ctx, oo, stdout)
 	}
 	logger := newLogger(stderr, "info")
 	routeLibraryLogs(logger)

@@ -1,0 +1,3 @@
+// The helpers an SPA copies to talk to the BFF: import from here.
+export * from './bff';
+export * from './session';
