@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/bffproxy/bff/internal/syncbuf"
 )
 
 // TestDevOPOnly runs `bff dev --op-only`, the embedded OP and demo API for a
@@ -36,7 +38,7 @@ func TestDevOPOnly(t *testing.T) {
 	}))
 	defer fakeBFF.Close()
 
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--op-only", "--op-listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
