@@ -160,8 +160,8 @@ export const OPS = [
   {
     name: 'oidc-provider',
     screenshots: false,
-    crossSiteIdP: false, // on 127.0.0.1 like the BFF: same site
-    withStack: (t, opts, body) => withOidcProviderStack(t, opts, async (s) => {
+    crossSiteIdP: true, // on 127.0.0.2: another site than the BFF
+    withStack: (t, opts, body) => withOidcProviderStack(t, { ...opts, opHost: '127.0.0.2' }, async (s) => {
       s.kind = 'oidc-provider';
       watchPage(s, s.page, 'main', { log: false }); // harness.mjs logs the console
       await s.page.setViewportSize({ width: 1180, height: 820 });

@@ -33,6 +33,11 @@ for (const op of OPS) {
       const callback = navigations.find((r) => new URL(r.url()).pathname === '/bff/callback');
       assert.ok(callback, 'went through /bff/callback');
     }
+    // ... while the app's same-origin fetch of /bff/user did carry it (and
+    // shows that the recorded headers include cookies at all)
+    const userCall = responses.find((r) => r.url() === `${publicURL}/bff/user` && r.status() === 200);
+    assert.ok(userCall, 'the app read /bff/user');
+    assert.match((await userCall.request().allHeaders()).cookie ?? '', /bff-session=/);
     assert.match(await page.textContent('#status'), /^Signed in as alice$/);
 
     // the user's name and claims
