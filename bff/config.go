@@ -85,6 +85,12 @@ type Config struct {
 	// streams and WebSockets) of this instance (BFF_MAX_STREAMS); beyond it
 	// a new one is refused with 503 and Retry-After.
 	MaxStreams int
+	// LoginRateLimit is how many sign-in starts (/bff/login), and as many
+	// callbacks (/bff/callback), one client address may make per minute
+	// (BFF_LOGIN_RATE_LIMIT); beyond it 429 with Retry-After. 0 turns the
+	// limit off. Raise it when many users share one address the BFF sees
+	// (set BFF_TRUSTED_PROXIES first, so that a proxy's address is not it).
+	LoginRateLimit int
 	// MaxSessionStreams caps the open streams of one session on this
 	// instance (BFF_MAX_SESSION_STREAMS); beyond it a new one is refused
 	// with 429, so one cookie cannot use up the instance's streams.
@@ -170,6 +176,7 @@ func DefaultConfig() Config {
 		UpstreamTimeout:      30 * time.Second,
 		HeartbeatInterval:    15 * time.Second,
 		MaxStreams:           10000,
+		LoginRateLimit:       300,
 		MaxSessionStreams:    16,
 		HSTS:                 DefaultHSTS,
 		ShutdownTimeout:      15 * time.Second,
@@ -263,6 +270,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStreams < 1 {
 		bad("BFF_MAX_STREAMS", "must be at least 1")
+	}
+	if c.LoginRateLimit < 0 {
+		bad("BFF_LOGIN_RATE_LIMIT", "must be 0 (off) or more")
 	}
 	if c.MaxSessionStreams < 1 {
 		bad("BFF_MAX_SESSION_STREAMS", "must be at least 1")

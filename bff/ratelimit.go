@@ -3,6 +3,7 @@ package bff
 import (
 	"container/list"
 	"math"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -153,4 +154,21 @@ func (l *addrLimiter) lookup(key string, now time.Time, create bool) *addrBucket
 	b := &addrBucket{key: key, tokens: l.burst, last: now}
 	l.table[key] = l.lru.PushFront(b)
 	return b
+}
+
+// perAddress refuses a request with 429 and Retry-After once its client
+// address (see clientIP: behind a trusted proxy, the forwarded one) has
+// spent its budget l. A nil l lets everything through.
+func (s *Server) perAddress(l *addrLimiter, next http.Handler) http.Handler {
+	if l == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, now := s.clientIP(r), time.Now()
+		if !l.Take(addr, now) {
+			s.writeError(w, r, errRateLimited("too many sign-in attempts from this address; try again shortly", l.RetryAfter(addr, now)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

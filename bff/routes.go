@@ -11,6 +11,7 @@ import (
 //	requireCSRF     X-CSRF: 1 header, and not Sec-Fetch-Site: cross-site
 //	requireStream   not cross-site; Origin, when sent, is the public origin
 //	requireSession  a live session cookie (401 contract otherwise)
+//	perAddress      a budget per client address (BFF_LOGIN_RATE_LIMIT), 429 beyond
 //
 // Three routes guard themselves, because their guard is what the request is
 // about: the callback checks its login-state cookie, logout that the sid
@@ -22,8 +23,8 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := s.cfg.Prefix
 
-	mux.Handle("GET "+p+"/login", s.handle(s.handleLogin))
-	mux.Handle("GET "+p+"/callback", s.handle(s.countLogin(s.handleCallback)))
+	mux.Handle("GET "+p+"/login", s.perAddress(s.loginLimit, s.handle(s.handleLogin)))
+	mux.Handle("GET "+p+"/callback", s.perAddress(s.callbackLimit, s.handle(s.countLogin(s.handleCallback))))
 	mux.Handle("GET "+p+"/user", s.requireCSRF(s.requireSession(s.handleUser)))
 	mux.Handle("GET "+p+"/logout", s.handle(s.handleLogout))
 	mux.Handle("POST "+p+"/logout", s.handle(s.handleLogout))

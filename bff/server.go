@@ -65,6 +65,9 @@ type Server struct {
 	adminAuth *adminAuth
 	// backchannelFailures budgets invalid logout tokens per address.
 	backchannelFailures *addrLimiter
+	// loginLimit and callbackLimit budget sign-in starts and callbacks per
+	// address; nil when BFF_LOGIN_RATE_LIMIT is 0.
+	loginLimit, callbackLimit *addrLimiter
 
 	// proxyBuffers lends every proxied route its copy buffers.
 	proxyBuffers *proxyBuffers
@@ -132,6 +135,8 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		draining:    make(chan struct{}),
 
 		backchannelFailures: newAddrLimiter(backchannelFailureLimit, backchannelFailureWindow, maxTrackedAddrs),
+		loginLimit:          newAddrLimiter(cfg.LoginRateLimit, time.Minute, maxTrackedAddrs),
+		callbackLimit:       newAddrLimiter(cfg.LoginRateLimit, time.Minute, maxTrackedAddrs),
 	}
 	s.proxyBuffers = newProxyBuffers()
 	if counter, ok := storeAs[sessionstore.SessionCounter](s.store); ok {

@@ -157,6 +157,7 @@ var settings = []setting{
 	durationSetting("upstream-timeout", "BFF_UPSTREAM_TIMEOUT", "wait this long for an API's response headers", func(c *serveConfig) *time.Duration { return &c.UpstreamTimeout }),
 	durationSetting("heartbeat-interval", "BFF_HEARTBEAT_INTERVAL", "open streams re-check their session (and event streams send a keep-alive) this often", func(c *serveConfig) *time.Duration { return &c.HeartbeatInterval }),
 	intSetting("max-streams", "BFF_MAX_STREAMS", "open event streams and WebSockets per instance (503 beyond)", func(c *serveConfig) *int { return &c.MaxStreams }),
+	intSetting("login-rate-limit", "BFF_LOGIN_RATE_LIMIT", "sign-in starts and callbacks per minute per client address, each (429 beyond; 0: off)", func(c *serveConfig) *int { return &c.LoginRateLimit }),
 	intSetting("max-session-streams", "BFF_MAX_SESSION_STREAMS", "open event streams and WebSockets per session and instance (429 beyond)", func(c *serveConfig) *int { return &c.MaxSessionStreams }),
 	textSetting("csrf-header", "BFF_CSRF_HEADER", "header API calls must carry with value 1", func(c *serveConfig) *string { return &c.CSRFHeader }),
 	{flag: "trusted-proxies", env: "BFF_TRUSTED_PROXIES", usage: "CIDRs whose X-Forwarded-* headers are believed",
