@@ -162,6 +162,8 @@ type Store struct {
 	// when the caller passed it to NewFromClient and may still use it.
 	owned  bool
 	prefix string
+	// gets batches the session reads of concurrent requests.
+	gets *getBatcher
 
 	mu     sync.Mutex
 	closed bool
@@ -195,7 +197,7 @@ func NewFromClient(client goredis.UniversalClient, opts Options) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix, subs: make(map[*goredis.PubSub]struct{})}
+	return &Store{client: client, prefix: prefix, gets: &getBatcher{client: client}, subs: make(map[*goredis.PubSub]struct{})}
 }
 
 // Ping reports whether Redis answers.

@@ -74,7 +74,7 @@ func (st *Store) Get(ctx context.Context, key string) (*sessionstore.Session, er
 	if !ok {
 		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
 	}
-	b, err := st.client.Get(ctx, l.rk).Bytes()
+	b, err := st.gets.get(ctx, l.rk)
 	switch {
 	case errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)):
 		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
