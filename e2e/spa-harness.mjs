@@ -69,7 +69,7 @@ async function startEmbeddedStack(opts = {}) {
     [, stack.opURL, stack.apiURL] = m;
 
     const keys = execFileSync(bin, ['keygen']).toString().trim();
-    const bff = new Proc('bff', bin, ['serve'], {
+    const env = {
       PATH: process.env.PATH,
       HOME: process.env.HOME ?? os.tmpdir(),
       BFF_ISSUER: stack.opURL,
@@ -85,17 +85,23 @@ async function startEmbeddedStack(opts = {}) {
       BFF_LOG_LEVEL: 'debug',
       BFF_ACCESS_LOG: 'true',
       ...(opts.bffEnv ?? {}),
-    });
-    stack.procs.push(bff);
-    stack.bff = bff;
-    const end = Date.now() + 15000;
-    for (;;) {
-      try {
-        if ((await fetch(`${stack.adminURL}/readyz`)).ok) break;
-      } catch { /* not listening yet */ }
-      if (bff.child.exitCode !== null || Date.now() > end) throw new Error(`bff did not become ready\n${bff.log()}`);
-      await sleep(100);
-    }
+    };
+    // startBFF starts (or, after a stop, restarts) `bff serve` with the same
+    // settings, keys and store.
+    stack.startBFF = async () => {
+      const bff = new Proc('bff', bin, ['serve'], env);
+      stack.procs.push(bff);
+      stack.bff = bff;
+      const end = Date.now() + 15000;
+      for (;;) {
+        try {
+          if ((await fetch(`${stack.adminURL}/readyz`)).ok) break;
+        } catch { /* not listening yet */ }
+        if (bff.child.exitCode !== null || Date.now() > end) throw new Error(`bff did not become ready\n${bff.log()}`);
+        await sleep(100);
+      }
+    };
+    await stack.startBFF();
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     const { context, page } = await newBrowserContext(stack, 'main');
     stack.context = context;

@@ -89,7 +89,9 @@ export function useSession(): Session {
     if (!alive.current) return;
     switch (res.kind) {
       case 'ok': {
-        retry.current.attempt = 0;
+        // The backoff is reset only once the stream is open (onopen): a
+        // stream that keeps failing while /bff/user works must not be
+        // retried every second forever.
         const user = res.data;
         const prev = stateRef.current;
         setState({
