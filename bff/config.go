@@ -143,8 +143,12 @@ type Route struct {
 	Prefix string
 	// Upstream is the fixed base URL the requests go to.
 	Upstream *url.URL
-	// Token is TokenUser (attach the user's access token; 401 without a
-	// session) or TokenNone (public route, no token).
+	// Token says which token the upstream receives (option token=):
+	// TokenUser (the user's access token; 401 without a session),
+	// TokenOptional (the user's when signed in, none otherwise), TokenClient
+	// (the BFF's own client-credentials token, shared by every session, for
+	// APIs called as the application) or TokenNone (public route, no
+	// token).
 	Token string
 	// Methods, when not empty, are the only methods allowed.
 	Methods []string
@@ -155,9 +159,14 @@ type Route struct {
 
 // Route token modes.
 const (
-	TokenUser = "user"
-	TokenNone = "none"
+	TokenUser     = "user"
+	TokenNone     = "none"
+	TokenOptional = "optional"
+	TokenClient   = "client"
 )
+
+// routeTokens are the valid token= values.
+var routeTokens = []string{TokenUser, TokenOptional, TokenClient, TokenNone}
 
 // DefaultConfig returns the defaults: secure, with short access tokens in mind.
 func DefaultConfig() Config {
@@ -310,8 +319,8 @@ func (r Route) validate() error {
 		return fmt.Errorf("prefix %q may hold only letters, digits, - . _ ~ and single slashes", r.Prefix)
 	case r.Upstream == nil || r.Upstream.Host == "" || (r.Upstream.Scheme != "http" && r.Upstream.Scheme != "https"):
 		return fmt.Errorf("upstream of %s must be an absolute http(s) URL", r.Prefix)
-	case r.Token != TokenUser && r.Token != TokenNone:
-		return fmt.Errorf("token of %s must be %q or %q", r.Prefix, TokenUser, TokenNone)
+	case !slices.Contains(routeTokens, r.Token):
+		return fmt.Errorf("token of %s must be one of %s", r.Prefix, strings.Join(routeTokens, ", "))
 	}
 	for _, m := range r.Methods {
 		if !isToken(m) {
@@ -329,7 +338,7 @@ func isToken(s string) bool {
 
 // ParseRoutes reads BFF_ROUTES: comma-separated entries of the form
 //
-//	/api/=http://127.0.0.1:9000[;token=user|none][;methods=GET|POST][;strip]
+//	/api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip]
 func ParseRoutes(s string) ([]Route, error) {
 	var routes []Route
 	for _, entry := range strings.Split(s, ",") {

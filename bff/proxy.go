@@ -81,31 +81,65 @@ func (s *Server) proxy(route Route) http.Handler {
 				call.release()
 			}
 		}()
-		if route.Token != TokenNone {
-			key, err := s.sessionKey(r)
+		switch route.Token {
+		case TokenClient:
+			token, err := s.routeClientToken(r.Context(), route)
 			if err != nil {
 				return err
 			}
-			// Attach first, then read the session: see hub.attach.
-			ctx, att, detach := s.hub.attach(r.Context(), key, false)
+			call.token = token
+		case TokenUser, TokenOptional:
+			ctx, detach, err := s.userToken(r, route, call)
 			defer detach()
-			sess, err := s.loadSessionKey(ctx, key)
-			if err == nil {
-				call.token, err = s.accessToken(ctx, sess)
-			}
-			if sessionCut(ctx) {
-				return s.endedError(context.WithoutCancel(ctx), key)
-			}
 			if err != nil {
 				return err
 			}
-			s.touch(ctx, sess)
-			call.sess, call.cut = sess, att.cancel
 			r = r.WithContext(ctx)
 		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
 		return nil
 	})
+}
+
+// userToken fills call with the user's session and access token for a
+// token=user or token=optional route, and returns the request's context
+// bound to that session (ending it cuts the request) and the function
+// that unbinds it. On a token=optional route a request without a live
+// session goes on without a token; on a token=user route it is the 401.
+func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (context.Context, func(), error) {
+	key, err := s.sessionKey(r)
+	if err != nil {
+		if route.Token == TokenOptional {
+			return r.Context(), func() {}, nil
+		}
+		return nil, func() {}, err
+	}
+	// Attach first, then read the session: see hub.attach.
+	ctx, att, detach := s.hub.attach(r.Context(), key, false)
+	sess, err := s.loadSessionKey(ctx, key)
+	if err != nil && route.Token == TokenOptional && signedOut(err) {
+		detach()
+		return r.Context(), func() {}, nil
+	}
+	if err == nil {
+		call.token, err = s.accessToken(ctx, sess)
+	}
+	if sessionCut(ctx) {
+		return nil, detach, s.endedError(context.WithoutCancel(ctx), key)
+	}
+	if err != nil {
+		return nil, detach, err
+	}
+	s.touch(ctx, sess)
+	call.sess, call.cut = sess, att.cancel
+	return ctx, detach, nil
+}
+
+// signedOut reports whether err says the request has no live session (the
+// 401 contract), rather than that the session could not be read.
+func signedOut(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusUnauthorized
 }
 
 // rewrite builds the request to the upstream: the route's URL, forwarded

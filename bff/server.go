@@ -84,6 +84,8 @@ type Server struct {
 	ahead *refreshAhead
 	// refreshNotices wakes requests waiting for another instance's refresh.
 	refreshNotices *refreshNotices
+	// clientTokens are the client-credentials tokens of token=client routes.
+	clientTokens *clientTokens
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -145,6 +147,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	s.accessTokens = newAccessTokenCache()
 	s.ahead = newRefreshAhead()
 	s.refreshNotices = newRefreshNotices()
+	s.clientTokens = newClientTokens()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)

@@ -12,7 +12,8 @@ import (
 )
 
 // client is a confidential web client of the BFF kind: code flow with
-// client_secret_basic or client_secret_post, refresh tokens, JWT access
+// client_secret_basic or client_secret_post, refresh tokens, client
+// credentials (the application's own token), JWT access
 // tokens, and exact redirect and post-logout redirect URIs.
 type client struct {
 	id                  string
@@ -39,7 +40,7 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 }
 
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
 }
 
 func (c *client) LoginURL(id string) string { return c.loginURL(id) }

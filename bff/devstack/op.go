@@ -84,6 +84,8 @@ type OP struct {
 	tokenRequests atomic.Int64
 	refreshGrants atomic.Int64
 	tokenDown     atomic.Bool
+	grantsMu      sync.Mutex
+	grants        map[string]int64 // requests by grant_type
 
 	srv       *http.Server
 	closeOnce sync.Once
@@ -227,8 +229,19 @@ func (o *OP) tokenGate(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			// The parsed form stays on the request; the library reads it
 			// from there (ParseForm does not parse twice).
-			if err := r.ParseForm(); err == nil && r.PostForm.Get("grant_type") == string(oidc.GrantTypeRefreshToken) {
-				o.refreshGrants.Add(1)
+			if err := r.ParseForm(); err == nil {
+				gt := r.PostForm.Get("grant_type")
+				if gt == string(oidc.GrantTypeRefreshToken) {
+					o.refreshGrants.Add(1)
+				}
+				o.grantsMu.Lock()
+				if o.grants == nil {
+					o.grants = map[string]int64{}
+				}
+				if _, known := o.grants[gt]; known || len(o.grants) < 16 { // bounded: the form is the client's
+					o.grants[gt]++
+				}
+				o.grantsMu.Unlock()
 			}
 		}
 		if o.tokenDown.Load() {
@@ -276,6 +289,14 @@ func (o *OP) Close() error {
 // token endpoint, successful or not (including those refused while the
 // endpoint was down). Tests use it to see how many refreshes a BFF made.
 func (o *OP) RefreshGrants() int64 { return o.refreshGrants.Load() }
+
+// GrantRequests counts the token endpoint requests of one grant type
+// (e.g. "client_credentials"), successful or not.
+func (o *OP) GrantRequests(grantType string) int64 {
+	o.grantsMu.Lock()
+	defer o.grantsMu.Unlock()
+	return o.grants[grantType]
+}
 
 // TokenRequests counts every request to the token endpoint.
 func (o *OP) TokenRequests() int64 { return o.tokenRequests.Load() }

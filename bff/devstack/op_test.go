@@ -52,7 +52,10 @@ func TestStartIsFastAndIssuerExact(t *testing.T) {
 	if !slices.Contains(meta.Challenge, "S256") {
 		t.Errorf("code challenge methods %v lack S256", meta.Challenge)
 	}
-	for _, g := range []string{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code"} {
+	if !slices.Contains(meta.Grants, "client_credentials") {
+		t.Errorf("grants %v lack client_credentials", meta.Grants)
+	}
+	for _, g := range []string{"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code"} {
 		if slices.Contains(meta.Grants, g) {
 			t.Errorf("grant %s should not be offered", g)
 		}

@@ -23,7 +23,8 @@ import (
 // authorization with a hard-coded service account ("sid1"/"verysecret"), and
 // the library enables a grant type as soon as the storage implements it.
 // Embedding the interface hides those methods, so this OP offers only what
-// the BFF uses.
+// the BFF uses (client credentials for the configured clients is
+// implemented in clientcredentials.go).
 type exampleStorage interface {
 	op.Storage
 	CheckUsernamePassword(username, password, authRequestID string) error
@@ -156,6 +157,9 @@ func (s *devStorage) grantFor(req op.TokenRequest) (grant, error) {
 		}, nil
 	case *refreshRequest:
 		return r.grant, nil
+	case *clientCredentialsRequest:
+		// The application's own token: no login, no sid.
+		return grant{subject: r.clientID, clientID: r.clientID, audience: r.GetAudience(), scopes: r.scopes}, nil
 	default:
 		return grant{}, oidc.ErrUnsupportedGrantType()
 	}
