@@ -1,6 +1,6 @@
-// Package static holds the single-page app served by the BFF: its source
-// and its committed build in dist/, embedded into the binary so that one
-// file is the whole deployment.
+// Package static holds the single-page app served by the BFF: its build,
+// committed in dist/ and embedded into the binary, so that one file is the
+// whole deployment.
 package static
 
 import (
