@@ -19,10 +19,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bffproxy/bff/bff/devstack"
+	"github.com/bffproxy/bff/internal/syncbuf"
 )
 
 const (
@@ -136,7 +136,7 @@ func (s *stack) startServerProc(ctx context.Context, mode string, args ...string
 	}
 	p := &bffProc{name: mode, listen: addr, exited: make(chan struct{})}
 	p.cmd = exec.Command(s.self, append([]string{mode, "-listen", addr}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = &lockedWriter{w: &p.out}, &lockedWriter{w: &p.out}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		return "", err
 	}
@@ -248,7 +248,7 @@ type bffProc struct {
 	listen string
 	admin  string
 	cmd    *exec.Cmd
-	out    bytes.Buffer
+	out    syncbuf.Buffer // stdout and stderr
 	exited chan struct{}
 }
 
@@ -273,7 +273,7 @@ func (s *stack) startBFF(ctx context.Context, name, listen, store string, extra 
 		"BFF_DATA_DIR=" + filepath.Join(s.dir, "data-"+name),
 		"BFF_LOG_LEVEL=warn",
 	}, extra...)
-	p.cmd.Stdout, p.cmd.Stderr = &lockedWriter{w: &p.out}, &lockedWriter{w: &p.out}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -312,17 +312,6 @@ func (p *bffProc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // login signs username in through the BFF at addr like a browser would

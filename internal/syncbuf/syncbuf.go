@@ -1,5 +1,6 @@
-// Package syncbuf has Buffer, for the output of a server under test: its
-// goroutines or its child process write while the test reads.
+// Package syncbuf has Buffer, for the output of a server under test or
+// measurement: its goroutines or its child process write while the test
+// reads.
 package syncbuf
 
 import (
