@@ -67,7 +67,7 @@ func TestAdminAgainstDevBinary(t *testing.T) {
 			t.Logf("bff dev output:\n%s", b)
 		}
 	})
-	waitHealthy(t, ctx, "http://"+admin+"/readyz", exited)
+	waitReady(t, ctx, http.DefaultClient, "http://"+admin+"/readyz", exited, nil)
 
 	tokenBytes, err := os.ReadFile(filepath.Join(data, "admin-token"))
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -33,11 +34,20 @@ func cleanEnv(home string) []string {
 	return append(env, "HOME="+home)
 }
 
-func waitHealthy(t *testing.T, ctx context.Context, healthURL string, exited <-chan error) {
+// waitReady polls url with c until it answers 200, for at most 20 seconds.
+// It fails the test if the server exits first (its error is put back on
+// exited for whoever waits on it next) or ctx ends, and shows logs, if any.
+func waitReady(t *testing.T, ctx context.Context, c *http.Client, url string, exited chan error, logs fmt.Stringer) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	output := ""
+	if logs != nil {
+		output = "\n" + logs.String()
+	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, healthURL, nil)
-		resp, err := http.DefaultClient.Do(req)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := c.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -46,10 +56,17 @@ func waitHealthy(t *testing.T, ctx context.Context, healthURL string, exited <-c
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("bff dev exited before it was healthy: %v", err)
+			exited <- err
+			if logs != nil {
+				output = "\n" + logs.String()
+			}
+			t.Fatalf("exited before %s answered 200: %v%s", url, err, output)
 		case <-ctx.Done():
-			t.Fatalf("bff dev not healthy at %s: %v", healthURL, err)
-		case <-time.After(100 * time.Millisecond):
+			if logs != nil {
+				output = "\n" + logs.String()
+			}
+			t.Fatalf("%s did not answer 200: %v%s", url, err, output)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

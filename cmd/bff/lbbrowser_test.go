@@ -149,6 +149,11 @@ func (b *lbBrowser) call(p *bffProc, path string, timeout time.Duration) callRes
 	defer cancel()
 	start := time.Now()
 	resp, err := b.get(ctx, p, path, http.Header{"X-Csrf": {"1"}, "Accept": {"application/json"}})
+	return readResult(resp, err, start)
+}
+
+// readResult reads the answer to a call begun at start.
+func readResult(resp *http.Response, err error, start time.Time) callResult {
 	if err != nil {
 		return callResult{err: err, took: time.Since(start)}
 	}
@@ -244,13 +249,7 @@ func procAdminDo(t *testing.T, p *bffProc, method, path string, timeout time.Dur
 	req.Header.Set("Authorization", "Bearer "+procAdminToken)
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return callResult{err: err, took: time.Since(start)}
-	}
-	raw := drainBody(resp)
-	r := callResult{status: resp.StatusCode, header: resp.Header, raw: string(raw), took: time.Since(start)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return readResult(resp, err, start)
 }
 
 // lbTryLogin is login without the test's failure reporting, for load

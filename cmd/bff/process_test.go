@@ -240,26 +240,7 @@ func (p *bffProc) start() {
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("bff %s exited before it was healthy: %v\n%s", p.name, err, p.out.String())
-		case <-ctx.Done():
-			t.Fatalf("bff %s not healthy: %v\n%s", p.name, err, p.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitReady(t, context.Background(), http.DefaultClient, "http://"+p.admin+"/readyz", exited, p.out)
 }
 
 // signal sends sig and waits up to wait for the process to exit; it kills

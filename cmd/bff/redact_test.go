@@ -60,13 +60,7 @@ func TestStoreURLCredentialsNeverPrinted(t *testing.T) {
 // (as "mymaster") and requires password.
 func startSentinel(t *testing.T, master, password string) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no redis-server: %v", err)
-		}
-		t.Skipf("no redis-server: %v", err)
-	}
+	bin := redisServerPath(t)
 	addr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	mhost, mport, _ := net.SplitHostPort(master)

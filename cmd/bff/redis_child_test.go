@@ -53,20 +53,14 @@ type redisChild struct {
 	done chan struct{}
 }
 
-// startRedisServer runs a dedicated, non-persistent redis-server on a free
-// port. Without redis-server the test is skipped, or fails when CI=true.
+// startRedisChild runs a dedicated, non-persistent redis-server on a free
+// port.
 func startRedisChild(t *testing.T) *redisChild {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("process test: runs real bff processes")
 	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no redis-server: %v", err)
-		}
-		t.Skipf("no redis-server: %v", err)
-	}
+	bin := redisServerPath(t)
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	rs := &redisChild{addr: addr, out: &syncbuf.Buffer{}, done: make(chan struct{})}
@@ -116,4 +110,18 @@ func (rs *redisChild) signal(t *testing.T, sig os.Signal) {
 	if err := rs.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to redis-server: %v", sig, err)
 	}
+}
+
+// redisServerPath finds the redis-server binary. Without it the test is
+// skipped, or fails when CI=true.
+func redisServerPath(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no redis-server: %v", err)
+		}
+		t.Skipf("no redis-server: %v", err)
+	}
+	return bin
 }

@@ -48,9 +48,7 @@ func TestServeLoginUserLogout(t *testing.T) {
 	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stderr, &stderr) }()
-	waitCtx, waitCancel := context.WithTimeout(ctx, 15*time.Second)
-	defer waitCancel()
-	waitHealthy(t, waitCtx, "http://"+admin+"/readyz", done)
+	waitReady(t, ctx, http.DefaultClient, "http://"+admin+"/readyz", done, &stderr)
 
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -218,9 +216,7 @@ func TestServeWaitsForTheIdP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer op.Close()
-	waitCtx, waitCancel := context.WithTimeout(ctx, 20*time.Second)
-	defer waitCancel()
-	waitHealthy(t, waitCtx, "http://"+admin+"/readyz", done)
+	waitReady(t, ctx, http.DefaultClient, "http://"+admin+"/readyz", done, &logs)
 	if got := status("http://" + public + "/bff/user"); got != http.StatusForbidden {
 		t.Errorf("/bff/user without CSRF header once ready: %d, want 403", got)
 	}

@@ -69,7 +69,7 @@ func TestServeOverTLS(t *testing.T) {
 	go func() { done <- run(ctx, []string{"serve"}, getenv, &logs, &logs) }()
 
 	adminClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsClientConfig(admCert)}}
-	waitReady(t, adminClient, "https://"+admin+"/readyz", done, &logs)
+	waitReady(t, ctx, adminClient, "https://"+admin+"/readyz", done, &logs)
 
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{
@@ -239,29 +239,6 @@ func waitSerial(t *testing.T, addr string, want int64) {
 			t.Fatalf("server still presents serial %d, want %d", got, want)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitReady polls url until it answers 200.
-func waitReady(t *testing.T, c *http.Client, url string, exited <-chan error, logs *syncbuf.Buffer) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited: %v\n%s", err, logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %v\n%s", url, err, logs.String())
-		}
 	}
 }
 

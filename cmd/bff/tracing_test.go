@@ -99,9 +99,7 @@ func serveBriefly(t *testing.T, extra map[string]string, check func(admin string
 	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stderr, &stderr) }()
-	waitCtx, waitCancel := context.WithTimeout(ctx, 15*time.Second)
-	defer waitCancel()
-	waitHealthy(t, waitCtx, "http://"+admin+"/readyz", done)
+	waitReady(t, ctx, http.DefaultClient, "http://"+admin+"/readyz", done, &stderr)
 
 	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if resp := mustGet(t, c, "http://"+public+"/bff/login", nil); resp.StatusCode != http.StatusFound {
