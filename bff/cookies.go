@@ -5,6 +5,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -192,7 +193,7 @@ func (s *Server) dropOldLoginStates(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readLoginCookie finds and opens the login state for state, and tells the
+// readLoginCookie finds and opens the login state for exactly state, and tells the
 // browser to drop the cookie whatever the outcome: a login state is used once.
 func (s *Server) readLoginCookie(w http.ResponseWriter, r *http.Request, state string) (loginState, bool) {
 	var st loginState
@@ -205,8 +206,10 @@ func (s *Server) readLoginCookie(w http.ResponseWriter, r *http.Request, state s
 		return st, false
 	}
 	http.SetCookie(w, s.loginCookie(name, "", -1))
-	if err := securecookie.DecodeMulti(name, c.Value, &st, s.loginCodecs...); err != nil {
-		return st, false
+	// The name holds only a prefix of the state: the whole state must match.
+	if err := securecookie.DecodeMulti(name, c.Value, &st, s.loginCodecs...); err != nil ||
+		subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+		return loginState{}, false
 	}
 	return st, true
 }
