@@ -172,8 +172,14 @@ export function useSession(): Session {
       };
     }
     const offUnauth = onUnauthenticated((r) => {
+      const s = stateRef.current;
       if (r.reason !== 'login_required') end(r.reason, undefined, true);
-      else if (stateRef.current.status === 'signed-in') end('session_ended', undefined, true);
+      // A session that simply ran out leaves no tombstone: the BFF says
+      // login_required. Past the expiry we announced, that is an expiry.
+      else if (s.status === 'signed-in') {
+        if (Date.now() >= s.expiresAt - 2000) end('session_expired', 'expired', true);
+        else end('session_ended', undefined, true);
+      }
     });
     const onVisible = () => {
       if (document.visibilityState === 'visible' && stateRef.current.status === 'signed-in') void load();
