@@ -29,13 +29,16 @@ type proxyCall struct {
 // user's access token as a bearer token and nothing of the browser's
 // credentials: Cookie, the CSRF header and any Authorization the browser
 // sent are removed, hop-by-hop headers are dropped by ReverseProxy, and
-// X-Forwarded-* are set from the real connection. Set-Cookie from the
-// upstream is dropped: the browser's cookies belong to the BFF.
+// X-Forwarded-* are set from the real connection; method overrides and any
+// upgrade but WebSocket are removed (see rewrite). Set-Cookie from the
+// upstream is dropped: the browser's cookies belong to the BFF. Responses
+// fetched with the user's token are marked private for shared caches.
 //
 // The token is refreshed, if it must be, before anything is written, so a
 // rotated refresh token is never lost to a response already under way. The
-// request's context is bound to the session, so ending the session cuts its
-// open streams and WebSockets.
+// request is bound to its session before the session is read, so ending the
+// session at any moment cuts it; event streams and WebSockets also re-read
+// the session every heartbeat and count toward the stream caps.
 func (s *Server) proxy(route Route) http.Handler {
 	rp := &httputil.ReverseProxy{
 		Rewrite:    s.rewrite(route),
