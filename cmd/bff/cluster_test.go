@@ -125,23 +125,7 @@ func TestClusterRefreshStorm(t *testing.T) {
 		before := st.op.RefreshGrants()
 		time.Sleep(2200 * time.Millisecond) // the access token has expired
 		const n = 50
-		results := make([]callResult, n)
-		var wg sync.WaitGroup
-		startGun := make(chan struct{})
-		for i := range n {
-			p := a
-			if i%2 == 1 {
-				p = b
-			}
-			wg.Go(func() {
-				<-startGun
-				results[i] = br.call(p, "/api/whoami", 30*time.Second)
-			})
-		}
-		start := time.Now()
-		close(startGun)
-		wg.Wait()
-		took := time.Since(start)
+		results, took := br.burst(a, b, "/api/whoami", n)
 		failed := 0
 		for i, r := range results {
 			if r.status != http.StatusOK || r.body["sub"] != "user-alice" {

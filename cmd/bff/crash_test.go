@@ -61,44 +61,42 @@ func TestSQLiteCrash(t *testing.T) {
 			firstErr[k] = fmt.Sprint(detail)
 		}
 	}
-	for i, br := range browsers {
+	// untilStop runs f again and again until the load stops.
+	untilStop := func(f func()) {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f()
+			}
+		})
+	}
+	for _, br := range browsers {
 		for _, path := range []string{"/bff/user", "/api/whoami", "/bff/user", "/api/whoami"} {
-			wg.Go(func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					r := br.call(a, path, 5*time.Second)
-					switch {
-					case r.err != nil:
-						count("transport error", r)
-					case r.status == http.StatusOK:
-						count("200", nil)
-					default:
-						count(fmt.Sprint(r.status), r)
-					}
+			untilStop(func() {
+				r := br.call(a, path, 5*time.Second)
+				switch {
+				case r.err != nil:
+					count("transport error", r)
+				case r.status == http.StatusOK:
+					count("200", nil)
+				default:
+					count(fmt.Sprint(r.status), r)
 				}
 			})
 		}
-		_ = i
 	}
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			br := st.newLBBrowser()
-			err := lbTryLogin(br, a, "bob", "bob-pass")
-			br.close()
-			if err != nil {
-				count("login error", err)
-			} else {
-				count("login", nil)
-			}
+	untilStop(func() {
+		br := st.newLBBrowser()
+		err := lbTryLogin(br, a, "bob", "bob-pass")
+		br.close()
+		if err != nil {
+			count("login error", err)
+		} else {
+			count("login", nil)
 		}
 	})
 	time.Sleep(2500 * time.Millisecond)

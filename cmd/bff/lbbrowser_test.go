@@ -152,6 +152,28 @@ func (b *lbBrowser) call(p *bffProc, path string, timeout time.Duration) callRes
 	return readResult(resp, err, start)
 }
 
+// burst sends n calls of path at once, alternately to a and b, and returns
+// their results and how long the burst took.
+func (b *lbBrowser) burst(pa, pb *bffProc, path string, n int) ([]callResult, time.Duration) {
+	results := make([]callResult, n)
+	var wg sync.WaitGroup
+	gun := make(chan struct{})
+	for i := range n {
+		p := pa
+		if i%2 == 1 {
+			p = pb
+		}
+		wg.Go(func() {
+			<-gun
+			results[i] = b.call(p, path, 30*time.Second)
+		})
+	}
+	start := time.Now()
+	close(gun)
+	wg.Wait()
+	return results, time.Since(start)
+}
+
 // readResult reads the answer to a call begun at start.
 func readResult(resp *http.Response, err error, start time.Time) callResult {
 	if err != nil {

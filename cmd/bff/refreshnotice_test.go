@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -44,21 +43,7 @@ func TestClusterRefreshWaitersAreNotified(t *testing.T) {
 	time.Sleep(2300 * time.Millisecond) // expired, and idle: no background refresh
 
 	const n = 20
-	results := make([]callResult, n)
-	var wg sync.WaitGroup
-	gun := make(chan struct{})
-	for i := range n {
-		p := a
-		if i%2 == 1 {
-			p = b
-		}
-		wg.Go(func() {
-			<-gun
-			results[i] = br.call(p, "/api/whoami", 30*time.Second)
-		})
-	}
-	close(gun)
-	wg.Wait()
+	results, _ := br.burst(a, b, "/api/whoami", n)
 	var slowest time.Duration
 	for i, r := range results {
 		if r.status != http.StatusOK {
