@@ -1,12 +1,15 @@
 package bff_test
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffproxy/bff/sessionstore"
 )
 
 // scrape reads the admin listener's /metrics with the admin token.
@@ -137,5 +140,43 @@ func TestSessionsActiveIsSampled(t *testing.T) {
 		if n := metricValue(t, body, `bff_store_operation_duration_seconds_count{op="count",result="ok"}`); n != 1 {
 			t.Fatalf("store counted %v times, want 1", n)
 		}
+	}
+}
+
+// TestRefreshLockWaitIsTimed: a refresh that finds the session's lock held
+// (as by another instance) waits, and the wait is timed by its outcome.
+func TestRefreshLockWaitIsTimed(t *testing.T) {
+	st := mustStartStack(t, stackOptions{accessTokenLifetime: 2 * time.Second})
+	b := st.newBrowser(t)
+	cookie := findSetCookie(b.login(t, "alice", "alice-pass", "/"), "bff-session")
+	if cookie == nil {
+		t.Fatal("no session cookie")
+	}
+	time.Sleep(1100 * time.Millisecond) // inside the refresh margin (half of 2 s)
+	// Another instance's refresh lock on this session, held for 300 ms.
+	lock, err := st.store.Lock(t.Context(), "refresh:"+sessionstore.KeyFromCookie(cookie.Value), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { lock.Release(context.Background()) })
+	if resp := b.api(t, "/api/whoami"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("whoami: %d", resp.StatusCode)
+	}
+	// The refresh may run in the background, after the response.
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		body = st.scrape(t)
+		if metricValue(t, body, `bff_refresh_lock_wait_seconds_count{result="acquired"}`) != 0 {
+			break
+		}
+	}
+	if n := metricValue(t, body, `bff_refresh_lock_wait_seconds_count{result="acquired"}`); n != 1 {
+		t.Errorf("lock waits that ended with the lock: %v, want 1", n)
+	}
+	if sum := metricValue(t, body, `bff_refresh_lock_wait_seconds_sum{result="acquired"}`); sum < 0.05 || sum > 5 {
+		t.Errorf("lock wait of %v s, want about the 0.3 s the lock was held", sum)
+	}
+	if n := metricValue(t, body, `bff_token_refresh_duration_seconds_count{result="ok"}`); n != 1 {
+		t.Errorf("refreshes after the wait: %v, want 1", n)
 	}
 }
