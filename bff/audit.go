@@ -21,6 +21,7 @@ const (
 	auditBackchannel    = "backchannel_logout" // the IdP ended it (OIDC Back-Channel Logout)
 	auditRefreshRefused = "refresh_refused"    // the IdP refused the refresh token; the session ended
 	auditReplaced       = "replaced"           // a new login in the same browser ended it
+	auditStepUp         = "step_up"            // the user signed in again at a higher level or more recently; the session kept, its tokens replaced
 	auditDeviceSignOut  = "device_signed_out"  // the user ended it from another of their sessions
 	auditExpiry         = "expiry"             // idle or absolute timeout (see auditExpiry)
 	auditEnded          = "session_ended"      // any other cause

@@ -26,6 +26,10 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 
 	if code := q.Get("error"); code != "" {
+		if to, ok := s.silentLoginRefused(w, r, code); ok {
+			redirect(w, to)
+			return nil
+		}
 		return errIdPError(idpErrorText(code))
 	}
 	state := q.Get("state")
@@ -70,13 +74,42 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		return errNonceMismatch()
 	}
 	var claims struct {
-		SID               string `json:"sid"`
-		Name              string `json:"name"`
-		Email             string `json:"email"`
-		PreferredUsername string `json:"preferred_username"`
+		SID               string  `json:"sid"`
+		Name              string  `json:"name"`
+		Email             string  `json:"email"`
+		PreferredUsername string  `json:"preferred_username"`
+		ACR               string  `json:"acr"`
+		AuthTime          float64 `json:"auth_time"`
 	}
 	if err := idToken.Claims(&claims); err != nil {
 		return errInvalidIDToken(err)
+	}
+	var authTime time.Time
+	if claims.AuthTime > 0 {
+		authTime = time.Unix(int64(claims.AuthTime), 0)
+	}
+	if err := checkStepUp(st.request(), claims.ACR, authTime, time.Now()); err != nil {
+		// Nothing of this sign-in is used: its refresh token must not stay
+		// live at the IdP.
+		s.revokeUnused(ctx, &sessionstore.Session{Handle: "(none)"}, tok.RefreshToken, "")
+		return errStepUpNotMet(err)
+	}
+	userClaims := nonEmpty(map[string]string{
+		"name": claims.Name, "email": claims.Email, "preferred_username": claims.PreferredUsername,
+		"acr": claims.ACR, "auth_time": unixString(authTime),
+	})
+
+	// A step-up of the same user (and the same IdP session) keeps the
+	// browser's session and replaces its tokens.
+	if st.stepUp() && st.Replaces != "" {
+		done, err := s.stepUpSession(ctx, st.Replaces, idToken.Subject, idToken.Issuer, claims.SID, userClaims, tok, rawID)
+		if err != nil {
+			return err
+		}
+		if done {
+			redirect(w, st.ReturnTo)
+			return nil
+		}
 	}
 
 	// One browser, one session: end the one this browser had, if any. Its
@@ -94,7 +127,7 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		Subject:           idToken.Subject,
 		Issuer:            idToken.Issuer,
 		IdPSID:            claims.SID,
-		Claims:            nonEmpty(map[string]string{"name": claims.Name, "email": claims.Email, "preferred_username": claims.PreferredUsername}),
+		Claims:            userClaims,
 		CreatedAt:         now,
 		LastSeen:          now,
 		AbsoluteExpiresAt: now.Add(s.cfg.AbsoluteTimeout),

@@ -155,6 +155,11 @@ type Route struct {
 	// StripPrefix removes Prefix (keeping its last "/") before the request
 	// is sent upstream.
 	StripPrefix bool
+	// ACR, when not empty, are the authentication context classes the
+	// route accepts (option acr=a|b): a session signed in with another
+	// gets 401 step_up_required before anything is proxied. Only with
+	// token=user.
+	ACR []string
 }
 
 // Route token modes.
@@ -327,6 +332,17 @@ func (r Route) validate() error {
 			return fmt.Errorf("methods of %s: %q is not a method name", r.Prefix, m)
 		}
 	}
+	for _, v := range r.ACR {
+		if !validACR(v) {
+			return fmt.Errorf("acr of %s: %q is not a printable token", r.Prefix, v)
+		}
+	}
+	if len(r.ACR) > maxACRValues {
+		return fmt.Errorf("acr of %s: at most %d values", r.Prefix, maxACRValues)
+	}
+	if len(r.ACR) > 0 && r.Token != TokenUser {
+		return fmt.Errorf("acr of %s needs token=user (it is about the user's sign-in)", r.Prefix)
+	}
 	return nil
 }
 
@@ -338,7 +354,7 @@ func isToken(s string) bool {
 
 // ParseRoutes reads BFF_ROUTES: comma-separated entries of the form
 //
-//	/api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip]
+//	/api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip][;acr=A|B]
 func ParseRoutes(s string) ([]Route, error) {
 	var routes []Route
 	for _, entry := range strings.Split(s, ",") {
@@ -367,6 +383,8 @@ func ParseRoutes(s string) ([]Route, error) {
 				}
 			case "strip":
 				r.StripPrefix = true
+			case "acr":
+				r.ACR = strings.Split(v, "|")
 			default:
 				return nil, fmt.Errorf("route %q: unknown option %q", entry, k)
 			}

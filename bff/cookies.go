@@ -110,6 +110,28 @@ type loginState struct {
 	// sign-in started (the hash of its cookie, never the cookie): the
 	// callback ends it, as its Strict cookie does not come along there.
 	Replaces string `json:",omitempty"`
+	// ACRValues, MaxAge and Prompt are what the sign-in asked the IdP
+	// for; the callback checks the ID token against the first two, and
+	// handles a refused prompt=none.
+	ACRValues []string `json:",omitempty"`
+	MaxAge    *int64   `json:",omitempty"`
+	Prompt    string   `json:",omitempty"`
+}
+
+// request is what the sign-in asked the IdP for.
+func (st loginState) request() loginRequest {
+	lr := loginRequest{ACRValues: st.ACRValues, MaxAge: -1, Prompt: st.Prompt}
+	if st.MaxAge != nil {
+		lr.MaxAge = *st.MaxAge
+	}
+	return lr
+}
+
+// stepUp reports whether the sign-in asked for an authentication level
+// or age: the callback then keeps the session of the same user rather
+// than starting a new one.
+func (st loginState) stepUp() bool {
+	return len(st.ACRValues) > 0 || st.MaxAge != nil
 }
 
 const (

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -27,6 +28,9 @@ type Error struct {
 	RetryAfter time.Duration
 	// LoginLink adds a "login" member (and a WWW-Authenticate header for 401).
 	LoginLink bool
+	// StepUp, on a step_up_required error, is what the sign-in must
+	// achieve; the login link then asks the IdP for it.
+	StepUp *stepUp
 }
 
 func (e *Error) Error() string {
@@ -59,6 +63,15 @@ func errSessionExpired(err error) *Error {
 // the IdP.
 func errSessionEnded() *Error {
 	return &Error{Status: http.StatusUnauthorized, Code: "session_ended", Message: "sign-in required", LoginLink: true}
+}
+
+// errStepUpRequired is the 401 for a call that needs a stronger or more
+// recent sign-in than the session's (RFC 9470): an upstream's
+// insufficient_user_authentication challenge, or a route's acr= option.
+// The upstream's own body never reaches the browser.
+func errStepUpRequired(su stepUp, err error) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "step_up_required",
+		Message: "a stronger or more recent sign-in is required", LoginLink: true, StepUp: &su, Err: err}
 }
 
 func errCSRF(reason string) *Error {
@@ -104,6 +117,20 @@ func errLoginStart(err error) *Error {
 func errIdPError(text string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "idp_error",
 		Message: "The identity provider did not complete the sign-in (" + text + ")."}
+}
+
+// errBadLoginRequest refuses /bff/login parameters that cannot be passed
+// to the IdP (acr_values, max_age, prompt); message says which.
+func errBadLoginRequest(message string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: message}
+}
+
+// errStepUpNotMet refuses an ID token whose acr is not one that was asked
+// for, or whose auth_time is older than the max_age that was asked for:
+// the IdP did not perform the sign-in the application needs.
+func errStepUpNotMet(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "step_up_failed",
+		Message: "The identity provider did not confirm the sign-in that was asked for.", Err: err}
 }
 
 func errUnknownState() *Error {
@@ -258,20 +285,32 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
 	}
 	if e.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `BFF error="`+e.Code+`"`)
+		h.Set("WWW-Authenticate", `BFF error="`+e.Code+`"`+e.StepUp.challengeParams())
+	}
+	login := s.cfg.Prefix + "/login"
+	if e.StepUp != nil {
+		login = e.StepUp.loginURL(s.cfg.Prefix, "/")
 	}
 	if isNavigation(r) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(e.Status)
 		_ = errorPage.Execute(w, map[string]any{
 			"Status": e.Status, "Code": e.Code, "Message": e.Message, "RequestID": id,
-			"Login": s.cfg.Prefix + "/login",
+			"Login": login,
 		})
 		return
 	}
-	body := map[string]string{"error": e.Code, "message": e.Message, "requestId": id}
+	body := map[string]any{"error": e.Code, "message": e.Message, "requestId": id}
 	if e.LoginLink {
-		body["login"] = s.cfg.Prefix + "/login"
+		body["login"] = login
+	}
+	if su := e.StepUp; su != nil {
+		if len(su.ACRValues) > 0 {
+			body["acr_values"] = strings.Join(su.ACRValues, " ")
+		}
+		if su.MaxAge >= 0 {
+			body["max_age"] = su.MaxAge
+		}
 	}
 	writeJSON(w, e.Status, body)
 }

@@ -2,6 +2,8 @@ package bff
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -14,13 +16,35 @@ import (
 // that ties the IdP's answer to this browser, and a nonce that ties the ID
 // token to this login. All three live in a sealed cookie named after the
 // state, so parallel logins in several tabs do not overwrite each other.
+//
+// acr_values, max_age and prompt are passed on to the IdP (a step-up, a
+// fresh sign-in, a silent probe with prompt=none); the callback checks the
+// ID token against the first two.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	lr, err := parseLoginRequest(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	st := loginState{
 		State:    randomString(32),
 		Nonce:    randomString(32),
 		Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: safeReturnTo(r.URL.Query().Get("returnTo")),
 		Started:  time.Now().UnixNano(),
+
+		ACRValues: lr.ACRValues,
+		Prompt:    lr.Prompt,
+	}
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
+	if len(lr.ACRValues) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(lr.ACRValues, " ")))
+	}
+	if lr.MaxAge >= 0 {
+		st.MaxAge = &lr.MaxAge
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.FormatInt(lr.MaxAge, 10)))
+	}
+	if lr.Prompt != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", lr.Prompt))
 	}
 	if old := s.sessionCookieValue(r); old != "" {
 		st.Replaces = sessionstore.KeyFromCookie(old)
@@ -29,7 +53,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := s.setLoginCookie(w, st); err != nil {
 		return errLoginStart(err)
 	}
-	target := s.idp.OAuth2.AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier))
+	target := s.idp.OAuth2.AuthCodeURL(st.State, opts...)
 	w.Header().Set("Cache-Control", "no-store")
 	redirect(w, target)
 	return nil

@@ -53,6 +53,11 @@ func (s *Server) proxy(route Route) http.Handler {
 			if resp.Request.Header.Get("Authorization") != "" {
 				privateCacheControl(resp.Header)
 			}
+			if su, ok := upstreamStepUp(resp); ok {
+				// The API wants a stronger or more recent sign-in: the SPA
+				// gets the BFF's step_up_required, never the API's body.
+				return errStepUpRequired(su, fmt.Errorf("route %s: upstream asks for step-up", route.Prefix))
+			}
 			if call, _ := resp.Request.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && isStream(resp) {
 				return s.startStream(resp.Request.Context(), call)
 			}
@@ -123,6 +128,10 @@ func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (conte
 	if err != nil && route.Token == TokenOptional && signedOut(err) {
 		detach()
 		return r.Context(), func() {}, nil
+	}
+	if err == nil && !acrSatisfies(route.ACR, sess.Claims["acr"]) {
+		err = errStepUpRequired(stepUp{ACRValues: route.ACR, MaxAge: -1},
+			fmt.Errorf("route %s: session acr %q is not one the route accepts", route.Prefix, sess.Claims["acr"]))
 	}
 	if err == nil {
 		call.token, err = s.accessToken(ctx, sess)

@@ -63,6 +63,7 @@ func NewDemoAPI(ctx context.Context, issuer string, audience string) (http.Handl
 	mux.Handle("GET /api/events", a.authed(a.events))
 	mux.Handle("GET /api/ws", a.authed(a.ws))
 	mux.HandleFunc("/api/headers", a.headers)
+	mux.Handle("/api/confirmed", a.authed(a.confirmed))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "no such demo API route"})
 	})
@@ -179,6 +180,24 @@ func (a *demoAPI) whoami(w http.ResponseWriter, r *http.Request, t *verified) {
 		"expiresIn": int64(in / time.Second),
 		"method":    r.Method,
 	})
+}
+
+// confirmedMaxAge is how recent the confirmation /api/confirmed asks for
+// must be, in seconds.
+const confirmedMaxAge = 300
+
+// confirmed is an action that needs the user to have confirmed it is them
+// recently: a token without acr ACRConfirmed, or whose auth_time is older
+// than confirmedMaxAge, gets the RFC 9470 step-up challenge.
+func (a *demoAPI) confirmed(w http.ResponseWriter, r *http.Request, t *verified) {
+	acr, _ := t.claims["acr"].(string)
+	authTime, _ := t.claims["auth_time"].(float64)
+	if acr != ACRConfirmed || time.Since(time.Unix(int64(authTime), 0)) > confirmedMaxAge*time.Second {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description="confirm it is you", acr_values=%q, max_age=%d`, ACRConfirmed, confirmedMaxAge))
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "insufficient_user_authentication", "error_description": "this action needs a recent confirmation (acr " + acr + ")"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"confirmed": true, "sub": t.subject, "acr": acr})
 }
 
 func (a *demoAPI) events(w http.ResponseWriter, r *http.Request, t *verified) {

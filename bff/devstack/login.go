@@ -109,6 +109,7 @@ func (f *loginForm) submit(w http.ResponseWriter, r *http.Request) {
 		f.render(w, http.StatusOK, loginData{ID: id, Username: username, Error: "Wrong username or password."})
 		return
 	}
+	f.rememberBrowser(w, r, id)
 	// Back to the library, which answers the client with the code.
 	http.Redirect(w, r, op.AuthCallbackURL(f.op.provider)(r.Context(), id), http.StatusFound)
 }

@@ -42,10 +42,15 @@ type devStorage struct {
 	clients    map[string]*client // read-only after construction
 	users      userStore          // read-only after construction
 
-	mu      sync.Mutex
-	sids    map[string]string        // auth request id -> sid, set when the user logs in
-	access  map[string]*accessRecord // by jti; lets userinfo, introspection and revocation see access tokens
-	refresh map[string]*refreshRecord
+	mu   sync.Mutex
+	sids map[string]string    // auth request id -> sid, set when the user logs in
+	acrs map[string]*acrLogin // auth request id -> requested and achieved acr
+	// browsers are the browsers' earlier sign-ins, by their OP cookie.
+	browsers map[string]browserLogin
+	// authTimeShift moves reported auth_time back (SetAuthTimeShift).
+	authTimeShift time.Duration
+	access        map[string]*accessRecord // by jti; lets userinfo, introspection and revocation see access tokens
+	refresh       map[string]*refreshRecord
 }
 
 // grant is what a login hands down to every token issued from it, through all
@@ -58,6 +63,7 @@ type grant struct {
 	scopes   []string // the scopes granted at login; a refresh may narrow the access token, never the grant
 	authTime time.Time
 	amr      []string
+	acr      string
 }
 
 type accessRecord struct {
@@ -97,6 +103,8 @@ func newDevStorage(users []User, clients []Client, accessTTL, refreshTTL time.Du
 		clients:        cs,
 		users:          us,
 		sids:           map[string]string{},
+		acrs:           map[string]*acrLogin{},
+		browsers:       map[string]browserLogin{},
 		access:         map[string]*accessRecord{},
 		refresh:        map[string]*refreshRecord{},
 	}
@@ -115,6 +123,7 @@ func randomID() string {
 func (s *devStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.sids, id)
+	delete(s.acrs, id)
 	s.mu.Unlock()
 	return s.exampleStorage.DeleteAuthRequest(ctx, id)
 }
@@ -132,14 +141,14 @@ func (s *devStorage) AuthRequestByCode(ctx context.Context, code string) (op.Aut
 	if r, ok := ar.(*storage.AuthRequest); ok && time.Since(r.CreationDate) > codeLifetime {
 		return nil, errors.New("code expired")
 	}
-	return ar, nil
+	return s.wrapAuthRequest(ar), nil
 }
 
 // grantFor builds the grant of a token request: a finished authorization
 // request (code flow) or a refresh request (rotation).
 func (s *devStorage) grantFor(req op.TokenRequest) (grant, error) {
 	switch r := req.(type) {
-	case *storage.AuthRequest:
+	case *devAuthRequest:
 		s.mu.Lock()
 		sid, ok := s.sids[r.ID]
 		s.mu.Unlock()
@@ -154,6 +163,7 @@ func (s *devStorage) grantFor(req op.TokenRequest) (grant, error) {
 			scopes:   slices.Clone(r.GetScopes()),
 			authTime: r.GetAuthTime(),
 			amr:      r.GetAMR(),
+			acr:      r.acr,
 		}, nil
 	case *refreshRequest:
 		return r.grant, nil
@@ -298,6 +308,7 @@ func (s *devStorage) TerminateSessionFromRequest(ctx context.Context, req *op.En
 		sid := req.IDTokenHintClaims.SessionID
 		s.mu.Lock()
 		s.revokeWhere(func(g grant) bool { return g.sid == sid && g.subject == req.UserID })
+		s.forgetLogin(sid)
 		s.mu.Unlock()
 	}
 	return req.RedirectURI, nil

@@ -20,6 +20,7 @@ func (s *devStorage) CheckUsernamePassword(username, password, authRequestID str
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sids[authRequestID] = randomID()[:22]
+	s.signedIn(authRequestID)
 	return nil
 }
 
@@ -53,6 +54,10 @@ func (s *devStorage) userinfo(ui *oidc.UserInfo, subject string, scopes []string
 func (s *devStorage) sidOf(req any) string {
 	switch r := req.(type) {
 	case *storage.AuthRequest:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.sids[r.ID]
+	case *devAuthRequest:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.sids[r.ID]
@@ -112,11 +117,16 @@ func (s *devStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, cli
 }
 
 // GetPrivateClaimsFromRequest adds `sid` and `scope` to JWT access tokens, as
-// many IdPs do, so the demo API can show which login a call comes from.
+// many IdPs do, so the demo API can show which login a call comes from, and
+// `acr` and `auth_time` of the sign-in, so it can ask for a step-up.
 func (s *devStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, scopes []string) (map[string]any, error) {
 	claims := map[string]any{"scope": strings.Join(req.GetScopes(), " ")}
 	if sid := s.sidOf(req); sid != "" {
 		claims["sid"] = sid
+	}
+	if g, err := s.grantFor(req); err == nil && g.acr != "" {
+		claims["acr"] = g.acr
+		claims["auth_time"] = g.authTime.Unix()
 	}
 	return claims, nil
 }

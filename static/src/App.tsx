@@ -101,6 +101,7 @@ function SignedIn({ user, expiresAt, expiring, onExpired }: { user: BffUser; exp
       <div className="grid">
         <Profile user={user} />
         <WhoAmI />
+        <ConfirmedAction />
         <LiveEvents />
         <Devices />
       </div>
@@ -180,6 +181,29 @@ function WhoAmI() {
       <h2>API call</h2>
       <p className="muted">The BFF attaches your access token to <code>/api/whoami</code>; the API answers with the token's claims.</p>
       <button id="whoami" className="btn btn-primary" onClick={call} disabled={busy}>Call /api/whoami</button>
+      {result && <ApiResult result={result} />}
+    </section>
+  );
+}
+
+/**
+ * An action the API allows only after a recent "confirm it's you" sign-in
+ * (step-up): /api/confirmed answers with a step-up challenge until then,
+ * which bffFetch hands over as a step_up_required result.
+ */
+function ConfirmedAction() {
+  const [result, setResult] = useState<BffResult<WhoAmIAnswer> | null>(null);
+  const [busy, setBusy] = useState(false);
+  const call = async () => {
+    setBusy(true);
+    setResult(await bffFetch<WhoAmIAnswer>('/api/confirmed', { method: 'POST' }));
+    setBusy(false);
+  };
+  return (
+    <section className="card" id="confirmed-card">
+      <h2>Sensitive action</h2>
+      <p className="muted">The API behind <code>/api/confirmed</code> asks for a recent, confirmed sign-in (RFC 9470 step-up).</p>
+      <button id="confirmed" className="btn btn-primary" onClick={call} disabled={busy}>Do the sensitive action</button>
       {result && <ApiResult result={result} />}
     </section>
   );
