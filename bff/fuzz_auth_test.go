@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,7 +160,7 @@ func FuzzLoginCookies(f *testing.F) {
 		}
 
 		st, ok := s.readLoginCookie(httptest.NewRecorder(), r, state)
-		if ok && (st != genuine || state != genuine.State) {
+		if ok && (!reflect.DeepEqual(st, genuine) || state != genuine.State) {
 			t.Fatalf("opened a login state this BFF did not seal: %+v for state %q", st, state)
 		}
 		if v := s.sessionCookieValue(r); len(v) > maxCookieValueLen {
