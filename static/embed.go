@@ -1,6 +1,8 @@
-// Package static holds the single-page app served by the BFF: its build,
-// committed in dist/ and embedded into the binary, so that one file is the
-// whole deployment.
+// Package static holds the single-page app served by the BFF: its source in
+// src/ (React and TypeScript, built with Vite: npm run build) and its build
+// in dist/, committed and embedded into the binary, so that one file is the
+// whole deployment and a Go build needs no npm. check.sh (and
+// TestCommittedBuildMatchesSources) fail when dist/ is not the build of src/.
 package static
 
 import (
