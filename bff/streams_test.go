@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/sessionstore"
 	"github.com/bffproxy/bff/sessionstore/memory"
@@ -92,6 +94,18 @@ func TestProxyStreamNoticesAnEndedSessionOnHeartbeat(t *testing.T) {
 	b.mustLogin(t, "alice")
 	s := b.openStream(t, "/api/events?interval=50ms", csrf())
 	s.waitLine(t, "data:", 3*time.Second)
+	ws, _, err := b.dialWS(t)
+	if err != nil {
+		t.Fatalf("WebSocket: %v", err)
+	}
+	defer ws.CloseNow()
+	wsEnded := make(chan time.Time, 1)
+	go func() {
+		_, _, err := ws.Read(context.Background())
+		if err != nil {
+			wsEnded <- time.Now()
+		}
+	}()
 
 	list, err := st.store.ListBySubject(t.Context(), "user-alice")
 	if err != nil || len(list) != 1 {
@@ -105,6 +119,24 @@ func TestProxyStreamNoticesAnEndedSessionOnHeartbeat(t *testing.T) {
 	if d := s.waitEnd(t, start, 5*time.Second); d > 2*time.Second {
 		t.Errorf("stream cut %v after the session ended, want within about one heartbeat (200ms)", d)
 	}
+	select {
+	case at := <-wsEnded:
+		if d := at.Sub(start); d > 2*time.Second {
+			t.Errorf("WebSocket cut %v after the session ended, want within about one heartbeat (200ms)", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("WebSocket still open 5s after its session ended")
+	}
+}
+
+// dialWS opens the demo API's WebSocket echo through the BFF, from the
+// public origin.
+func (b *browser) dialWS(t *testing.T) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	return websocket.Dial(ctx, strings.Replace(b.st.bff.URL, "http", "ws", 1)+"/api/ws",
+		&websocket.DialOptions{HTTPClient: b.Client, HTTPHeader: http.Header{"Origin": {b.st.bff.URL}}})
 }
 
 // openRaw opens a stream and returns its response and a function that
@@ -177,10 +209,18 @@ func TestStreamsPerInstanceAreCapped(t *testing.T) {
 	alice, bob := st.newBrowser(t), st.newBrowser(t)
 	alice.mustLogin(t, "alice")
 	bob.mustLogin(t, "bob")
-	for i, b := range []*browser{alice, alice, bob} {
+	for i, b := range []*browser{alice, bob} {
 		if resp, _ := b.openRaw(t, "/bff/session/events", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("stream %d: %d", i+1, resp.StatusCode)
 		}
+	}
+	ws, _, err := alice.dialWS(t)
+	if err != nil {
+		t.Fatalf("third stream, a WebSocket: %v", err)
+	}
+	defer ws.CloseNow()
+	if _, resp, err := bob.dialWS(t); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("fourth stream, a WebSocket: %v %v, want 503", err, resp)
 	}
 	for _, path := range []string{"/bff/session/events", "/api/events?interval=1s"} {
 		resp, _ := bob.openRaw(t, path, csrf())
