@@ -200,10 +200,15 @@ export const OPS = [
 /** A phone's browser, so the device list has something to tell apart. */
 export const IPHONE_SAFARI = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
-/** Where the test writes a screenshot of the app (committed, shown in the README). */
-export async function screenshot(page, name) {
+/**
+ * Writes a screenshot of the app (a page or one element) to docs/screenshots
+ * when E2E_SCREENSHOTS=1: they are committed and shown in the README, and a
+ * plain test run must not leave changed files behind.
+ */
+export async function screenshot(target, name) {
+  if (!process.env.E2E_SCREENSHOTS) return;
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  await target.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 }
 
 /** Marks the page so a later check can tell it was never reloaded. */
