@@ -6,6 +6,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +46,105 @@ export async function freePorts(n) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export { sleep };
+
+/**
+ * How the BFF is deployed in this run (E2E_SHAPE; run.sh runs every file in
+ * each shape):
+ *   http   the BFF's http listener, public URL http://127.0.0.1:PORT
+ *   tls    the BFF's own TLS listener (BFF_TLS_CERT/KEY), public URL https
+ *   proxy  a TLS-terminating reverse proxy (started here) in front of the
+ *          BFF's http listener, BFF_TRUSTED_PROXIES=127.0.0.1, public URL https
+ * Over https the cookies carry the __Host- prefix, which browsers enforce
+ * only there: the https shapes are the production ones.
+ */
+export const SHAPES = ['http', 'tls', 'proxy'];
+export const SHAPE = process.env.E2E_SHAPE || 'http';
+if (!SHAPES.includes(SHAPE)) throw new Error(`E2E_SHAPE=${SHAPE}: want one of ${SHAPES.join(', ')}`);
+
+let tlsFiles;
+/**
+ * A self-signed certificate for 127.0.0.1, made once per process with the Go
+ * toolchain's own generator (nothing to install). Chromium accepts it through
+ * the context's ignoreHTTPSErrors; the OP process and this one's https
+ * requests trust it explicitly.
+ */
+export function testCertificate() {
+  if (!tlsFiles) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bff-e2e-tls-'));
+    const goroot = execFileSync('go', ['env', 'GOROOT']).toString().trim();
+    execFileSync('go', ['run', path.join(goroot, 'src/crypto/tls/generate_cert.go'),
+      '--host', '127.0.0.1', '--ecdsa-curve', 'P256', '--ca'], { cwd: dir, stdio: 'ignore' });
+    tlsFiles = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+    tlsFiles.certPEM = fs.readFileSync(tlsFiles.cert);
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return tlsFiles;
+}
+
+/**
+ * A TLS-terminating reverse proxy, as in front of most deployments: https
+ * on port, plain http to target, X-Forwarded-For/-Proto/-Host added;
+ * streams (SSE) and WebSocket upgrades pass through.
+ */
+async function startTLSProxy(port, targetPort, tls) {
+  const forwarded = (req) => ({
+    ...req.headers,
+    'x-forwarded-for': [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', '),
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': req.headers.host,
+  });
+  const stats = { requests: 0 };
+  const server = https.createServer({ cert: tls.certPEM, key: fs.readFileSync(tls.key) }, (req, res) => {
+    stats.requests += 1;
+    const up = http.request({
+      host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: forwarded(req),
+    }, (upRes) => {
+      res.writeHead(upRes.statusCode, upRes.rawHeaders);
+      upRes.pipe(res);
+    });
+    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    res.on('close', () => up.destroy());
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const up = net.connect(targetPort, '127.0.0.1', () => {
+      const headers = Object.entries(forwarded(req)).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      up.write(`${req.method} ${req.url} HTTP/1.1\r\n${headers}\r\n\r\n`);
+      up.write(head);
+      socket.pipe(up).pipe(socket);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, stats, stop: () => { server.closeAllConnections(); server.close(); } };
+}
+
+/**
+ * A request from this process (not the browser) to the public URL, one
+ * connection each, trusting the test certificate over https.
+ */
+export function nodeRequest(stack, pathAndQuery, headers = {}) {
+  const u = new URL(pathAndQuery, stack.publicURL);
+  const mod = u.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(u, {
+      headers, agent: false, ...(u.protocol === 'https:' ? { ca: testCertificate().certPEM } : {}),
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let body = null;
+        try { body = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 let builtBinary;
 /** The BFF binary: $BFF_BIN (run.sh builds it once), else built here. */
@@ -189,13 +289,19 @@ export async function startStack(opts = {}) {
 }
 
 async function startStackOnce(opts) {
-  const [opPort, bffPort, adminPort] = await freePorts(3);
+  const shape = opts.shape ?? SHAPE;
+  const [opPort, bffPort, adminPort, frontPort] = await freePorts(4);
+  const tls = shape === 'http' ? null : testCertificate();
   // opts.opHost: another loopback address puts the OP on another site.
   const opHost = opts.opHost ?? '127.0.0.1';
   const opURL = `http://${opHost}:${opPort}`;
-  const publicURL = `http://127.0.0.1:${bffPort}`;
+  const publicURL = shape === 'http' ? `http://127.0.0.1:${bffPort}`
+    : `https://127.0.0.1:${shape === 'proxy' ? frontPort : bffPort}`;
   const adminToken = randomBytes(18).toString('hex');
-  const stack = { opURL, publicURL, procs: [], started: Date.now() };
+  const stack = { opURL, publicURL, shape, procs: [], started: Date.now() };
+  // the session cookie's name: __Host- prefixed whenever the public URL is https
+  stack.sessionCookie = tls ? '__Host-bff-session' : 'bff-session';
+  stack.contextOptions = tls ? { ignoreHTTPSErrors: true } : {};
   stack.adminURL = `http://127.0.0.1:${adminPort}`;
   stack.adminToken = adminToken;
   stack.adminURL = `http://127.0.0.1:${adminPort}`;
@@ -208,7 +314,12 @@ async function startStackOnce(opts) {
       '--access-ttl', String(opts.accessTTL ?? 5), '--host', opHost,
       ...((opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)
         ? ['--keep-alive-ms', String(opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)] : []),
-    ], { ...process.env, DEBUG: process.env.OP_DEBUG ?? '' });
+    ], {
+      ...process.env,
+      DEBUG: process.env.OP_DEBUG ?? '',
+      // its back-channel logout POSTs go to the https public URL
+      ...(tls ? { NODE_EXTRA_CA_CERTS: tls.cert } : {}),
+    });
     stack.procs.push(op);
     stack.op = op;
     await op.waitFor(/^ready /m);
@@ -232,6 +343,8 @@ async function startStackOnce(opts) {
       BFF_ADMIN_TOKEN: adminToken,
       BFF_LOG_LEVEL: 'debug',
       BFF_ACCESS_LOG: 'true',
+      ...(shape === 'tls' ? { BFF_TLS_CERT: tls.cert, BFF_TLS_KEY: tls.key } : {}),
+      ...(shape === 'proxy' ? { BFF_TRUSTED_PROXIES: '127.0.0.1/32' } : {}),
       ...(opts.bffEnv ?? {}),
     };
     const bff = new Proc('bff', bin, ['serve'], env);
@@ -250,8 +363,10 @@ async function startStackOnce(opts) {
       await sleep(100);
     }
 
+    if (shape === 'proxy') stack.proxy = await startTLSProxy(frontPort, bffPort, tls);
+
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-    stack.context = await stack.browser.newContext();
+    stack.context = await stack.browser.newContext(stack.contextOptions);
     stack.page = await stack.context.newPage();
     stack.consoleLog = [];
     stack.page.on('console', (m) => stack.consoleLog.push(`[${m.type()}] ${m.text()}`));
@@ -273,7 +388,7 @@ export async function issuedTokens(stack) {
 
 /** A second, independent browser (own cookies) with console capture. */
 export async function newPage(stack, label) {
-  const context = await stack.browser.newContext();
+  const context = await stack.browser.newContext(stack.contextOptions);
   const page = await context.newPage();
   page.on('console', (m) => stack.consoleLog.push(`[${label}] [${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => stack.consoleLog.push(`[${label}] [pageerror] ${e.message}`));
@@ -314,6 +429,7 @@ export async function stopStack(stack, failed = false) {
   if (failed) dumpLogs(stack, '(failure)');
   try { await stack.browser?.close(); } catch { /* already gone */ }
   try { stack.upstream?.server.closeAllConnections(); stack.upstream?.server.close(); } catch { /* */ }
+  try { stack.proxy?.stop(); } catch { /* */ }
   await Promise.all((stack.procs ?? []).map((p) => p.stop()));
 }
 

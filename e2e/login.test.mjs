@@ -45,10 +45,24 @@ test('browser login through oidc-provider, API call via the proxy, no token reac
   // (cookies are per host, not per port: the OP's cookies on 127.0.0.1 show
   // up here too; only the BFF's own are checked)
   const cookies = (await s.context.cookies(publicURL)).filter((c) => c.name.includes('bff-'));
-  assert.deepEqual(cookies.map((c) => c.name), ['bff-session'], 'one BFF cookie: the session (login-state cookie gone)');
+  assert.deepEqual(cookies.map((c) => c.name), [s.sessionCookie], 'one BFF cookie: the session (login-state cookie gone)');
   for (const c of cookies) {
     assert.equal(c.httpOnly, true, `cookie ${c.name} is HttpOnly`);
     assert.equal(c.sameSite, 'Strict', `cookie ${c.name} is SameSite=Strict`);
+    assert.equal(c.path, '/', `cookie ${c.name} has Path=/`);
+  }
+  if (s.shape !== 'http') {
+    // What the browser actually stored over https: the __Host- cookie, with
+    // every attribute the prefix demands (a browser drops it otherwise).
+    const [session] = cookies;
+    assert.equal(session.name, '__Host-bff-session');
+    assert.equal(session.secure, true, 'session cookie is Secure');
+    assert.equal(session.domain, '127.0.0.1', 'host-only cookie (no Domain attribute)');
+    // HSTS on the BFF's answers, and the upstream was told the request came over https
+    const userResp = responses.find((r) => r.url() === `${publicURL}/bff/user`);
+    assert.ok(userResp, 'the SPA called /bff/user');
+    assert.equal((await userResp.allHeaders())['strict-transport-security'], 'max-age=31536000');
+    assert.equal(echo.headers['x-forwarded-proto'], 'https', 'the upstream sees https (BFF_TRUSTED_PROXIES believed the proxy)');
   }
 
   // No token issued by the OP appears in anything the browser received.

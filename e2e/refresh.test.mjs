@@ -4,7 +4,9 @@
 // refresh_token grant, all succeed, and no invalid_grant happens.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withStack, browserLogin, pageFetch, opStats, sleep } from './harness.mjs';
+import {
+  withStack, browserLogin, pageFetch, opStats, sleep, nodeRequest,
+} from './harness.mjs';
 
 const ACCESS_TTL = 5; // seconds, at the OP
 // The BFF refreshes min(skew, lifetime/2) before expiry. With the default
@@ -49,16 +51,13 @@ test('30 concurrent API calls after expiry: one refresh at oidc-provider, all 20
 
   // Round 2: 30 truly parallel requests (one connection each) with the
   // browser's session cookie, after the refreshed token expired in turn.
-  const cookie = (await s.context.cookies(publicURL)).find((c) => c.name === 'bff-session');
+  const cookie = (await s.context.cookies(publicURL)).find((c) => c.name === s.sessionCookie);
   assert.ok(cookie, 'session cookie present');
   await untilExpired(round1At);
   const round2At = Date.now();
   const results2 = await Promise.all(Array.from({ length: 30 }, async (_, i) => {
-    const r = await fetch(`${publicURL}/api/storm2?i=${i}`, {
-      headers: { 'X-CSRF': '1', cookie: `${cookie.name}=${cookie.value}` },
-    });
-    const body = await r.json().catch(() => null);
-    return { status: r.status, active: body?.active, error: body?.error };
+    const r = await nodeRequest(s, `/api/storm2?i=${i}`, { 'X-CSRF': '1', cookie: `${cookie.name}=${cookie.value}` });
+    return { status: r.status, active: r.body?.active, error: r.body?.error };
   }));
   t.diagnostic(`round 2 (node) took ${Date.now() - round2At} ms`);
   stats = await opStats(s);

@@ -52,8 +52,8 @@ test('a second sign-in in the same browser ends the first session', (t) => withS
   }
   await page.locator('#status').filter({ hasText: /Signed in as alice/ }).waitFor({ timeout: 10000 });
 
-  assert.ok(sent['/bff/login']?.includes('bff-session'), `/bff/login carried the session cookie (${sent['/bff/login']})`);
-  assert.ok(sent['/bff/callback'] && !sent['/bff/callback'].includes('bff-session'),
+  assert.ok(sent['/bff/login']?.includes(s.sessionCookie), `/bff/login carried the session cookie (${sent['/bff/login']})`);
+  assert.ok(sent['/bff/callback'] && !sent['/bff/callback'].includes(s.sessionCookie),
     `the callback came cross-site, without the Strict session cookie (${sent['/bff/callback']})`);
 
   const second = await pageFetch(page, '/bff/user');

@@ -2,7 +2,8 @@
 # End-to-end suite: the BFF against the independent OpenID Provider
 # oidc-provider (npm), driven by Debian's chromium through playwright-core.
 # Installs what it needs, builds the bff binary into a temp dir, runs
-# `node --test` on e2e/*.test.mjs; exits non-zero on any failure.
+# `node --test` on e2e/*.test.mjs once per deployment shape (http, the BFF's
+# own TLS, a TLS-terminating proxy); exits non-zero on any failure.
 # Everything listens on 127.0.0.1 only.
 set -euo pipefail
 
@@ -37,11 +38,19 @@ log "building bff"
 (cd "$repo" && go build -o "$tmp/bff" ./cmd/bff)
 export BFF_BIN="$tmp/bff"
 
-log "running tests"
 cd "$here"
 status=0
-# One file at a time: each starts its own OP, BFF and browser, and the refresh
-# test depends on timing.
-node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec ./*.test.mjs || status=$?
+# Every file runs in each deployment shape (harness.mjs): plain http, the
+# BFF's own TLS listener, and behind a TLS-terminating proxy. The https
+# shapes are the production ones: only there do browsers enforce the
+# __Host- cookie rules. E2E_SHAPES="tls" runs one shape.
+for shape in ${E2E_SHAPES:-http tls proxy}; do
+  log "running tests, shape $shape"
+  shape_started=$SECONDS
+  # One file at a time: each starts its own OP, BFF and browser, and the
+  # refresh test depends on timing.
+  E2E_SHAPE="$shape" node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec ./*.test.mjs || status=$?
+  log "shape $shape took $((SECONDS - shape_started))s"
+done
 log "finished in $((SECONDS - started))s, exit $status"
 exit "$status"
