@@ -82,6 +82,37 @@ export function testCertificate() {
 }
 
 /**
+ * What a shape means for one stack whose BFF listens on bffPort (frontPort:
+ * the proxy's port in the proxy shape): the public URL, the BFF's extra
+ * settings, the browser context options (Chromium accepts the test
+ * certificate), the session cookie's name, the environment that makes a
+ * Node or Go process trust the certificate, and startProxy().
+ */
+export function shapeConfig(shape, bffPort, frontPort) {
+  if (shape === 'http') {
+    return {
+      shape, publicURL: `http://127.0.0.1:${bffPort}`, bffEnv: {}, contextOptions: {},
+      sessionCookie: 'bff-session', trustEnv: {}, startProxy: async () => null,
+    };
+  }
+  const tls = testCertificate();
+  return {
+    shape,
+    tls,
+    publicURL: `https://127.0.0.1:${shape === 'proxy' ? frontPort : bffPort}`,
+    bffEnv: shape === 'tls'
+      ? { BFF_TLS_CERT: tls.cert, BFF_TLS_KEY: tls.key }
+      : { BFF_TRUSTED_PROXIES: '127.0.0.1/32' },
+    contextOptions: { ignoreHTTPSErrors: true },
+    // the __Host- prefix whenever the public URL is https
+    sessionCookie: '__Host-bff-session',
+    // an OP's back-channel logout POSTs go to the https public URL
+    trustEnv: { NODE_EXTRA_CA_CERTS: tls.cert, SSL_CERT_FILE: tls.cert },
+    startProxy: async () => (shape === 'proxy' ? startTLSProxy(frontPort, bffPort, tls) : null),
+  };
+}
+
+/**
  * A TLS-terminating reverse proxy, as in front of most deployments: https
  * on port, plain http to target, X-Forwarded-For/-Proto/-Host added;
  * streams (SSE) and WebSocket upgrades pass through.
@@ -291,17 +322,15 @@ export async function startStack(opts = {}) {
 async function startStackOnce(opts) {
   const shape = opts.shape ?? SHAPE;
   const [opPort, bffPort, adminPort, frontPort] = await freePorts(4);
-  const tls = shape === 'http' ? null : testCertificate();
+  const sh = shapeConfig(shape, bffPort, frontPort);
   // opts.opHost: another loopback address puts the OP on another site.
   const opHost = opts.opHost ?? '127.0.0.1';
   const opURL = `http://${opHost}:${opPort}`;
-  const publicURL = shape === 'http' ? `http://127.0.0.1:${bffPort}`
-    : `https://127.0.0.1:${shape === 'proxy' ? frontPort : bffPort}`;
+  const { publicURL } = sh;
   const adminToken = randomBytes(18).toString('hex');
   const stack = { opURL, publicURL, shape, procs: [], started: Date.now() };
-  // the session cookie's name: __Host- prefixed whenever the public URL is https
-  stack.sessionCookie = tls ? '__Host-bff-session' : 'bff-session';
-  stack.contextOptions = tls ? { ignoreHTTPSErrors: true } : {};
+  stack.sessionCookie = sh.sessionCookie;
+  stack.contextOptions = sh.contextOptions;
   stack.adminURL = `http://127.0.0.1:${adminPort}`;
   stack.adminToken = adminToken;
   stack.adminURL = `http://127.0.0.1:${adminPort}`;
@@ -317,8 +346,7 @@ async function startStackOnce(opts) {
     ], {
       ...process.env,
       DEBUG: process.env.OP_DEBUG ?? '',
-      // its back-channel logout POSTs go to the https public URL
-      ...(tls ? { NODE_EXTRA_CA_CERTS: tls.cert } : {}),
+      ...sh.trustEnv,
     });
     stack.procs.push(op);
     stack.op = op;
@@ -343,8 +371,7 @@ async function startStackOnce(opts) {
       BFF_ADMIN_TOKEN: adminToken,
       BFF_LOG_LEVEL: 'debug',
       BFF_ACCESS_LOG: 'true',
-      ...(shape === 'tls' ? { BFF_TLS_CERT: tls.cert, BFF_TLS_KEY: tls.key } : {}),
-      ...(shape === 'proxy' ? { BFF_TRUSTED_PROXIES: '127.0.0.1/32' } : {}),
+      ...sh.bffEnv,
       ...(opts.bffEnv ?? {}),
     };
     const bff = new Proc('bff', bin, ['serve'], env);
@@ -363,7 +390,7 @@ async function startStackOnce(opts) {
       await sleep(100);
     }
 
-    if (shape === 'proxy') stack.proxy = await startTLSProxy(frontPort, bffPort, tls);
+    stack.proxy = await sh.startProxy();
 
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     stack.context = await stack.browser.newContext(stack.contextOptions);

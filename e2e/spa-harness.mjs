@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
-  Proc, freePorts, sleep, CHROMIUM, bffBinary, stopStack, dumpLogs,
+  Proc, freePorts, sleep, CHROMIUM, bffBinary, stopStack, dumpLogs, SHAPE, shapeConfig,
   withStack as withOidcProviderStack, browserLogin as oidcProviderLogin, issuedTokens,
 } from './harness.mjs';
 
@@ -31,7 +31,9 @@ const EMBEDDED_CLIENT_SECRET = 'bff-e2e-embedded-secret-0123456789';
 
 /** A browser context with console capture and the app's viewport. */
 export async function newBrowserContext(stack, label, options = {}) {
-  const context = await stack.browser.newContext({ viewport: { width: 1180, height: 820 }, ...options });
+  const context = await stack.browser.newContext({
+    viewport: { width: 1180, height: 820 }, ...stack.contextOptions, ...options,
+  });
   const page = await context.newPage();
   watchPage(stack, page, label);
   return { context, page };
@@ -48,11 +50,14 @@ export function watchPage(stack, page, label, { log = true } = {}) {
 }
 
 async function startEmbeddedStack(opts = {}) {
-  const [opPort, bffPort, adminPort, controlPort] = await freePorts(4);
-  const publicURL = `http://127.0.0.1:${bffPort}`;
+  const [opPort, bffPort, adminPort, controlPort, frontPort] = await freePorts(5);
+  // the deployment shape of this run (harness.mjs): http, own TLS, or behind a TLS proxy
+  const sh = shapeConfig(SHAPE, bffPort, frontPort);
+  const { publicURL } = sh;
   const adminToken = randomBytes(18).toString('hex');
   const stack = {
     kind: 'zitadel', publicURL, procs: [], consoleLog: [],
+    shape: SHAPE, sessionCookie: sh.sessionCookie, contextOptions: sh.contextOptions,
     adminURL: `http://127.0.0.1:${adminPort}`, adminToken, controlURL: `http://127.0.0.1:${controlPort}`,
   };
   try {
@@ -62,7 +67,7 @@ async function startEmbeddedStack(opts = {}) {
       '--control-listen', `127.0.0.1:${controlPort}`, '--public-url', publicURL,
       '--client-id', EMBEDDED_CLIENT_ID, '--client-secret', EMBEDDED_CLIENT_SECRET,
       '--access-token-lifetime', `${opts.accessTTL ?? 60}s`,
-    ], { PATH: process.env.PATH, HOME: process.env.HOME ?? os.tmpdir() });
+    ], { PATH: process.env.PATH, HOME: process.env.HOME ?? os.tmpdir(), ...sh.trustEnv });
     stack.procs.push(op);
     await op.waitFor(/^ready issuer=/m);
     const m = /^ready issuer=(\S+) api=(\S+) control=(\S+)/m.exec(op.log());
@@ -84,6 +89,7 @@ async function startEmbeddedStack(opts = {}) {
       BFF_ADMIN_TOKEN: adminToken,
       BFF_LOG_LEVEL: 'debug',
       BFF_ACCESS_LOG: 'true',
+      ...sh.bffEnv,
       ...(opts.bffEnv ?? {}),
     };
     // startBFF starts (or, after a stop, restarts) `bff serve` with the same
@@ -102,6 +108,7 @@ async function startEmbeddedStack(opts = {}) {
       }
     };
     await stack.startBFF();
+    stack.proxy = await sh.startProxy();
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     const { context, page } = await newBrowserContext(stack, 'main');
     stack.context = context;

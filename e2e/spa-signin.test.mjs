@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import {
   OPS, newBrowserContext, screenshot, markPage, browserStorage, IPHONE_SAFARI,
 } from './spa-harness.mjs';
+import { nodeRequest } from './harness.mjs';
 
 for (const op of OPS) {
   test(`${op.name}: sign in, whoami, no token in the browser, your devices, logout`, (t) => op.withStack(t, { accessTTL: 60 }, async (s) => {
@@ -122,9 +123,9 @@ for (const op of OPS) {
     await page.waitForURL((u) => u.origin === publicURL && u.pathname === "/");
     await page.locator('#signed-out').waitFor();
     assert.equal(await page.textContent('#status'), 'Not signed in');
-    const replay = await fetch(`${publicURL}/bff/user`, { headers: { cookie: `${cookie.name}=${cookie.value}`, 'x-csrf': '1' } });
+    const replay = await nodeRequest(s, '/bff/user', { cookie: `${cookie.name}=${cookie.value}`, 'x-csrf': '1' });
     assert.equal(replay.status, 401);
-    const replayAPI = await fetch(`${publicURL}/api/whoami`, { headers: { cookie: `${cookie.name}=${cookie.value}`, 'x-csrf': '1' } });
+    const replayAPI = await nodeRequest(s, '/api/whoami', { cookie: `${cookie.name}=${cookie.value}`, 'x-csrf': '1' });
     assert.equal(replayAPI.status, 401);
 
     assert.deepEqual(s.cspViolations ?? [], [], 'the app broke its Content-Security-Policy');
