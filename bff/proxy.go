@@ -21,7 +21,7 @@ type proxyCallKey struct{}
 type proxyCall struct {
 	token   string                // the access token to attach; "" for none
 	sess    *sessionstore.Session // nil on a route without a token
-	cut     func()                // ends the request as if its session had ended
+	cut     func()                // ends the request (as if its session had ended, on a session's route)
 	release func()                // gives back the stream's place, once it has one
 }
 
@@ -103,6 +103,12 @@ func (s *Server) proxy(route Route) http.Handler {
 				return err
 			}
 			r = r.WithContext(ctx)
+		}
+		if call.cut == nil {
+			// A stream without a session can still be cut, by Drain.
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			r, call.cut = r.WithContext(ctx), cancel
 		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
 		return nil
@@ -199,8 +205,8 @@ func (s *Server) rewrite(route Route) func(*httputil.ProxyRequest) {
 }
 
 // startStream admits a long-lived upstream response (an event stream or a
-// WebSocket) under the stream caps, and, for a session's stream, re-checks
-// the session on every heartbeat for as long as it stays open.
+// WebSocket) under the stream caps, and watches it for as long as it stays
+// open (see watchStream).
 func (s *Server) startStream(ctx context.Context, call *proxyCall) error {
 	key := ""
 	if call.sess != nil {
@@ -211,9 +217,7 @@ func (s *Server) startStream(ctx context.Context, call *proxyCall) error {
 		return err
 	}
 	call.release = release
-	if call.sess != nil {
-		go s.watchSession(ctx, call.sess, call.cut)
-	}
+	go s.watchStream(ctx, call)
 	return nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/bffproxy/bff/sessionstore"
 )
 
 // streamLimits counts the long-lived responses of this instance: session
@@ -60,21 +58,32 @@ func (l *streamLimits) acquire(key string) (release func(), err error) {
 	}, nil
 }
 
-// watchSession re-reads the session every heartbeat while a proxied stream
-// is open, and cuts the stream once the session is gone or expired. Ending
-// a session cuts its streams at once through the store's events; the store
-// stays the truth when an instance misses one (pub/sub is best effort), so
-// a missed event delays the cut by at most one heartbeat.
-func (s *Server) watchSession(ctx context.Context, sess *sessionstore.Session, cut func()) {
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
+// watchStream cuts a proxied stream when the instance drains, and, for a
+// session's stream, re-reads the session every heartbeat and cuts the
+// stream once the session is gone or expired. Streams never end by
+// themselves: left open, they would hold a shutdown for its whole timeout,
+// and a WebSocket, whose connection the server no longer tracks, would
+// outlive it. Ending a session cuts its streams at once through the
+// store's events; the store stays the truth when an instance misses one
+// (pub/sub is best effort), so a missed event delays the cut by at most
+// one heartbeat.
+func (s *Server) watchStream(ctx context.Context, call *proxyCall) {
+	var heartbeat <-chan time.Time
+	if call.sess != nil {
+		t := time.NewTicker(s.cfg.HeartbeatInterval)
+		defer t.Stop()
+		heartbeat = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if _, ended := s.sessionGone(ctx, sess); ended {
-				cut()
+		case <-s.draining:
+			call.cut()
+			return
+		case <-heartbeat:
+			if _, ended := s.sessionGone(ctx, call.sess); ended {
+				call.cut()
 				return
 			}
 		}

@@ -70,8 +70,8 @@ func startTracing(ctx context.Context, logger *slog.Logger, getenv func(string) 
 // in a loop while the IdP is down.
 //
 // Shutdown (ctx ends, e.g. on SIGTERM): the listeners stop accepting, open
-// session-event streams are sent "server-shutdown" and closed, requests in
-// flight get BFF_SHUTDOWN_TIMEOUT to finish, then whatever is left is cut.
+// session-event streams are sent "server-shutdown" and closed, proxied
+// streams are cut (see bff.Server.Drain), other requests in flight get BFF_SHUTDOWN_TIMEOUT to finish, then whatever is left is cut.
 // The caller closes the store afterwards.
 func serve(ctx context.Context, logger *slog.Logger, cfg bff.Config, store sessionstore.Store, tracing *bff.Tracing) error {
 	// Deferred first, so it runs last: the spans of requests that the
