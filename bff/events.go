@@ -17,18 +17,12 @@ import (
 // "server-shutdown" when this instance is going away: the tab reconnects
 // (to another instance) instead of taking the dropped stream for an error.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	key, err := s.sessionKey(r)
-	if err != nil {
-		return err
-	}
-	// Attach first, then read the session: see hub.attach.
-	ctx, att, detach := s.hub.attach(r.Context(), key, true)
+	ctx, att, sess, detach, err := s.attachSession(r, true)
 	defer detach()
-	sess, err := s.loadSessionKey(ctx, key)
 	if err != nil {
 		return err
 	}
-	release, err := s.streams.acquire(key)
+	release, err := s.streams.acquire(sess.Key)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -21,6 +22,7 @@ type hub struct {
 // hijacked connections); an event stream receives the event first so it can
 // tell its tab why.
 type attachment struct {
+	key    string // the session's store key
 	cancel context.CancelFunc
 	ended  chan sessionstore.Event // nil for proxied requests
 }
@@ -49,7 +51,7 @@ func sessionCut(ctx context.Context) bool {
 func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.Context, *attachment, func()) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(errSessionCut) }
-	a := &attachment{cancel: cancel}
+	a := &attachment{key: key, cancel: cancel}
 	if wantEvent {
 		a.ended = make(chan sessionstore.Event, 1)
 	}
@@ -73,6 +75,20 @@ func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.C
 		cancelCause(nil)
 	}
 	return ctx, a, detach
+}
+
+// attachSession binds the request to the session named by its cookie, then
+// reads the session, in that order (see hub.attach). The context ends when
+// the session is ended; detach must be called once the request is done,
+// also when err is not nil. No cookie, or no live session, is the 401.
+func (s *Server) attachSession(r *http.Request, wantEvent bool) (ctx context.Context, att *attachment, sess *sessionstore.Session, detach func(), err error) {
+	key, err := s.sessionKey(r)
+	if err != nil {
+		return r.Context(), nil, nil, func() {}, err
+	}
+	ctx, att, detach = s.hub.attach(r.Context(), key, wantEvent)
+	sess, err = s.loadSessionKey(ctx, key)
+	return ctx, att, sess, detach, err
 }
 
 // end cuts every open request of the session named by ev.

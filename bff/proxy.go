@@ -121,16 +121,7 @@ func (s *Server) proxy(route Route) http.Handler {
 // that unbinds it. On a token=optional route a request without a live
 // session goes on without a token; on a token=user route it is the 401.
 func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (context.Context, func(), error) {
-	key, err := s.sessionKey(r)
-	if err != nil {
-		if route.Token == TokenOptional {
-			return r.Context(), func() {}, nil
-		}
-		return nil, func() {}, err
-	}
-	// Attach first, then read the session: see hub.attach.
-	ctx, att, detach := s.hub.attach(r.Context(), key, false)
-	sess, err := s.loadSessionKey(ctx, key)
+	ctx, att, sess, detach, err := s.attachSession(r, false)
 	if err != nil && route.Token == TokenOptional && signedOut(err) {
 		detach()
 		return r.Context(), func() {}, nil
@@ -142,8 +133,8 @@ func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (conte
 	if err == nil {
 		call.token, err = s.accessToken(ctx, sess)
 	}
-	if sessionCut(ctx) {
-		return nil, detach, s.endedError(context.WithoutCancel(ctx), key)
+	if att != nil && sessionCut(ctx) {
+		return nil, detach, s.endedError(context.WithoutCancel(ctx), att.key)
 	}
 	if err != nil {
 		return nil, detach, err

@@ -17,8 +17,9 @@ import (
 // about: the callback checks its login-state cookie, logout that the sid
 // parameter names the cookie's session (400 otherwise, never 401), and
 // back-channel logout its signed logout token. The event stream and
-// token=user API routes read the session themselves, after attaching to its
-// kill signal (hub.attach), so that a kill during the read is not missed.
+// token=user and token=optional API routes read the session themselves,
+// after attaching to its kill signal (attachSession), so that a kill during
+// the read is not missed.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	p := s.cfg.Prefix
