@@ -333,3 +333,27 @@ func decodeAll[T any](t *testing.T, path string, raw []byte) []T {
 		out = append(out, v)
 	}
 }
+
+// TestDockerfileHealthcheck: the image checks itself with `bff healthcheck`
+// in exec form (distroless has no shell to run a string form).
+func TestDockerfileHealthcheck(t *testing.T) {
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entrypoint, check string
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case strings.HasPrefix(line, "ENTRYPOINT "):
+			entrypoint = line
+		case strings.HasPrefix(line, "HEALTHCHECK "):
+			check = line
+		}
+	}
+	if !strings.Contains(entrypoint, `["/bff", "serve"]`) {
+		t.Fatalf("ENTRYPOINT %q: want [\"/bff\", \"serve\"]", entrypoint)
+	}
+	if !strings.HasSuffix(check, `CMD ["/bff", "healthcheck"]`) {
+		t.Errorf("HEALTHCHECK %q: want exec form CMD [\"/bff\", \"healthcheck\"]", check)
+	}
+}

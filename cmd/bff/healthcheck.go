@@ -15,6 +15,8 @@ import (
 	"time"
 )
 
+var errAdminOff = errors.New("BFF_ADMIN_LISTEN is off: the health check asks the admin listener's /healthz")
+
 // healthcheckTimeout bounds the whole check; an instance that cannot answer
 // /healthz in this time is not healthy.
 const healthcheckTimeout = 5 * time.Second

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -155,5 +154,3 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	}
 	return c.cert, nil
 }
-
-var errAdminOff = errors.New("BFF_ADMIN_LISTEN is off: the health check asks the admin listener's /healthz")
