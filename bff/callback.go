@@ -89,9 +89,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) error {
 		authTime = time.Unix(int64(claims.AuthTime), 0)
 	}
 	if err := checkStepUp(st.request(), claims.ACR, authTime, time.Now()); err != nil {
-		// Nothing of this sign-in is used: its refresh token must not stay
-		// live at the IdP.
-		s.revokeUnused(ctx, &sessionstore.Session{Handle: "(none)"}, tok.RefreshToken, "")
+		// Nothing of this sign-in is used. Its refresh token is not revoked:
+		// it may belong to the grant of the browser's current session (see
+		// stepUpSession), which revoking it would end.
 		return errStepUpNotMet(err)
 	}
 	userClaims := nonEmpty(map[string]string{

@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -90,6 +91,10 @@ func (s *Server) clientCredentialsGrant(ctx context.Context, route Route) (clien
 		ClientSecret: s.idp.OAuth2.ClientSecret,
 		TokenURL:     s.idp.OAuth2.Endpoint.TokenURL,
 		AuthStyle:    oauth2.AuthStyleInHeader,
+		Scopes:       route.Scopes,
+	}
+	if route.Resource != "" {
+		cc.EndpointParams = url.Values{"resource": {route.Resource}}
 	}
 	start := time.Now()
 	tok, err := cc.Token(s.idp.clientContext(ctx))

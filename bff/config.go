@@ -160,6 +160,38 @@ type Route struct {
 	// gets 401 step_up_required before anything is proxied. Only with
 	// token=user.
 	ACR []string
+	// Resource (option resource=URI, RFC 8707) and Scopes (option
+	// scope=a+b) give the route a token of its own instead of the
+	// session's access token: one for that resource, or down-scoped to
+	// those scopes, obtained with the refresh-token grant and kept sealed in
+	// the session per (resource, scopes). Every resource of a user route is
+	// asked for at authorization. On a token=client route they go into the
+	// client-credentials request.
+	Resource string
+	Scopes   []string
+}
+
+// ownToken reports whether the route carries a token of its own rather
+// than the session's access token.
+func (r Route) ownToken() bool { return r.Resource != "" || len(r.Scopes) > 0 }
+
+// tokenKey names the route's own token within its session: routes with the
+// same resource and scopes share it.
+func (r Route) tokenKey() string {
+	scopes := slices.Sorted(slices.Values(r.Scopes))
+	return r.Resource + " " + strings.Join(slices.Compact(scopes), " ")
+}
+
+// resources lists the resources of the routes that carry the user's token,
+// each once: they are asked for at authorization (RFC 8707).
+func (c *Config) resources() []string {
+	var out []string
+	for _, r := range c.Routes {
+		if r.Resource != "" && r.Token != TokenClient && !slices.Contains(out, r.Resource) {
+			out = append(out, r.Resource)
+		}
+	}
+	return out
 }
 
 // Route token modes.
@@ -343,7 +375,35 @@ func (r Route) validate() error {
 	if len(r.ACR) > 0 && r.Token != TokenUser {
 		return fmt.Errorf("acr of %s needs token=user (it is about the user's sign-in)", r.Prefix)
 	}
+	if r.Resource != "" {
+		u, err := url.Parse(r.Resource)
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r.Resource, "#") || len(r.Resource) > 512 || strings.ContainsAny(r.Resource, " ,;|\"") {
+			return fmt.Errorf("resource of %s must be an absolute URI without a fragment (RFC 8707)", r.Prefix)
+		}
+	}
+	for _, sc := range r.Scopes {
+		if !validScope(sc) {
+			return fmt.Errorf("scope of %s: %q is not a scope token", r.Prefix, sc)
+		}
+	}
+	if r.ownToken() && r.Token == TokenNone {
+		return fmt.Errorf("resource and scope of %s need a token (token=user, optional or client)", r.Prefix)
+	}
 	return nil
+}
+
+// validScope reports whether s is an OAuth scope token (RFC 6749 section
+// 3.3) that also fits BFF_ROUTES (no ',', ';' or '|').
+func validScope(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"\,;|`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), the
@@ -355,6 +415,7 @@ func isToken(s string) bool {
 // ParseRoutes reads BFF_ROUTES: comma-separated entries of the form
 //
 //	/api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip][;acr=A|B]
+//	                           [;resource=URI][;scope=A+B]
 func ParseRoutes(s string) ([]Route, error) {
 	var routes []Route
 	for _, entry := range strings.Split(s, ",") {
@@ -385,6 +446,13 @@ func ParseRoutes(s string) ([]Route, error) {
 				r.StripPrefix = true
 			case "acr":
 				r.ACR = strings.Split(v, "|")
+			case "resource":
+				r.Resource = v
+			case "scope":
+				r.Scopes = strings.Fields(strings.NewReplacer("|", " ", "+", " ").Replace(v))
+				if len(r.Scopes) == 0 {
+					return nil, fmt.Errorf("route %q: scope= names no scope", entry)
+				}
 			default:
 				return nil, fmt.Errorf("route %q: unknown option %q", entry, k)
 			}

@@ -47,6 +47,7 @@ type stackOptions struct {
 	accessTokenLifetime time.Duration
 	store               sessionstore.Store
 	configure           func(*bff.Config)
+	beforeConfigure     func(*stack) // runs once the OP is up, before configure
 	upstream            http.Handler // replaces the demo API behind /api/
 	tamperProvider      func(*bff.Provider)
 	tls                 bool                 // serve the BFF over https with an https public URL
@@ -83,6 +84,9 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	}
 	t.Cleanup(func() { op.Close() })
 	st.op = op
+	if opts.beforeConfigure != nil {
+		opts.beforeConfigure(st)
+	}
 
 	upstream := opts.upstream
 	if upstream == nil {

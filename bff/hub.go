@@ -118,6 +118,7 @@ func (s *Server) relayEvents(events <-chan sessionstore.Event) {
 			continue
 		}
 		s.accessTokens.drop(ev.Key)
+		s.routeTokenCache.drop(ev.Key)
 		s.hub.end(ev)
 	}
 }

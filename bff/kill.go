@@ -46,6 +46,7 @@ func (s *Server) endSession(ctx context.Context, key string, cause sessionstore.
 		return nil, fmt.Errorf("end session: %w", err)
 	}
 	s.accessTokens.drop(key)
+	s.routeTokenCache.drop(key)
 	ev := sessionstore.Event{Key: key, Handle: sess.Handle, Cause: cause}
 	s.hub.end(ev) // this instance at once, even if publishing fails
 	if err := s.store.Publish(ctx, ev); err != nil {

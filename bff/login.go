@@ -2,6 +2,7 @@ package bff
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -53,8 +54,28 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := s.setLoginCookie(w, st); err != nil {
 		return errLoginStart(err)
 	}
-	target := s.idp.OAuth2.AuthCodeURL(st.State, opts...)
+	target := withResources(s.idp.OAuth2.AuthCodeURL(st.State, opts...), s.cfg.resources())
 	w.Header().Set("Cache-Control", "no-store")
 	redirect(w, target)
 	return nil
+}
+
+// withResources adds a resource parameter (RFC 8707) for each resource of
+// the configured routes to an authorization URL, so the grant covers every
+// API a route token will be asked for. x/oauth2 sets one value per
+// parameter, hence this.
+func withResources(authURL string, resources []string) string {
+	if len(resources) == 0 {
+		return authURL
+	}
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return authURL
+	}
+	q := u.Query()
+	for _, r := range resources {
+		q.Add("resource", r)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -131,7 +131,11 @@ func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (conte
 			fmt.Errorf("route %s: session acr %q is not one the route accepts", route.Prefix, sess.Claims["acr"]))
 	}
 	if err == nil {
-		call.token, err = s.accessToken(ctx, sess)
+		if route.ownToken() {
+			call.token, err = s.routeAccessToken(ctx, sess, route)
+		} else {
+			call.token, err = s.accessToken(ctx, sess)
+		}
 	}
 	if att != nil && sessionCut(ctx) {
 		return nil, detach, s.endedError(context.WithoutCancel(ctx), att.key)

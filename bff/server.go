@@ -86,6 +86,9 @@ type Server struct {
 	refreshNotices *refreshNotices
 	// clientTokens are the client-credentials tokens of token=client routes.
 	clientTokens *clientTokens
+	// routeTokenCache spares a request the unsealing of its session's
+	// route tokens (resource= and scope= routes).
+	routeTokenCache *routeTokenCache
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -148,6 +151,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	s.ahead = newRefreshAhead()
 	s.refreshNotices = newRefreshNotices()
 	s.clientTokens = newClientTokens()
+	s.routeTokenCache = newRouteTokenCache()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)

@@ -26,8 +26,11 @@ import (
 // makes a new session and ends the old one, as for any sign-in.
 //
 // The write happens under the session's refresh lock, so a refresh in
-// flight cannot put back the tokens of the weaker sign-in; the replaced
-// refresh token is revoked.
+// flight cannot put back the tokens of the weaker sign-in. The replaced
+// refresh token is not revoked: at IdPs that keep one grant per user,
+// client and IdP session (oidc-provider does), the step-up's tokens belong
+// to the same grant, and revoking the old refresh token would revoke them
+// too. It is no longer stored anywhere, and expires at the IdP.
 func (s *Server) stepUpSession(ctx context.Context, key, sub, iss, idpSID string, claims map[string]string, tok *oauth2.Token, rawID string) (bool, error) {
 	lock, err := s.lockSession(ctx, key)
 	if err != nil {
@@ -54,14 +57,12 @@ func (s *Server) stepUpSession(ctx context.Context, key, sub, iss, idpSID string
 		return false, err
 	}
 	sess.Claims = claims
+	sess.RouteTokens = nil // tokens of the weaker sign-in's grant
 	if err := s.store.Update(ctx, sess); err != nil {
 		if isNotFound(err) {
 			return false, nil
 		}
 		return false, errStoreUnavailable(fmt.Errorf("store stepped-up tokens: %w", err))
-	}
-	if tok.RefreshToken != "" {
-		s.revokeUnused(ctx, sess, old.RefreshToken, tok.RefreshToken)
 	}
 	s.audit(ctx, auditStepUp, sess.Subject, sess.Handle, slog.String("acr", claims["acr"]))
 	return true, nil

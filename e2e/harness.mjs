@@ -21,6 +21,14 @@ export const CLIENT_ID = 'bff';
 export const CLIENT_SECRET = 'bff-e2e-secret-0123456789abcdef';
 const API_SECRET = 'api-e2e-secret-0123456789abcdef';
 
+// Step-up (see op.mjs): the acr the upstream's /api/confirmed wants, how
+// recent the sign-in must be, and a marker of its own error text, which
+// must never reach the browser.
+export const ACR_PASSWORD = 'urn:e2e:acr:password';
+export const ACR_CONFIRMED = 'urn:e2e:acr:confirmed';
+export const CONFIRMED_MAX_AGE = 300;
+export const UPSTREAM_ONLY = 'upstream-only-step-up-detail';
+
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -256,7 +264,7 @@ export async function introspect(opURL, token) {
 
 async function startUpstream(opURL) {
   const active = new Map(); // token -> introspection promise
-  const seen = { tokens: new Set(), requests: 0, unauthenticated: 0, inactive: 0, slow: [] };
+  const seen = { tokens: new Set(), requests: 0, unauthenticated: 0, inactive: 0, slow: [], stepUpChallenges: 0 };
   const server = http.createServer(async (req, res) => {
     seen.requests += 1;
     const t0 = performance.now();
@@ -283,6 +291,23 @@ async function startUpstream(opURL) {
       seen.unauthenticated += 1;
     }
     const isActive = introspection?.active === true;
+    if (req.url.startsWith('/api/confirmed') && isActive) {
+      // A sensitive action: it needs a confirmed sign-in of the last five
+      // minutes, and says so with an RFC 9470 challenge otherwise.
+      const fresh = Date.now() / 1000 - (introspection.auth_time ?? 0) <= CONFIRMED_MAX_AGE;
+      if (introspection.acr !== ACR_CONFIRMED || !fresh) {
+        seen.stepUpChallenges += 1;
+        res.writeHead(401, {
+          'content-type': 'application/json',
+          'www-authenticate': `Bearer error="insufficient_user_authentication", error_description="${UPSTREAM_ONLY}", acr_values="${ACR_CONFIRMED}", max_age=${CONFIRMED_MAX_AGE}`,
+        });
+        res.end(JSON.stringify({ error: 'insufficient_user_authentication', detail: UPSTREAM_ONLY, acr: introspection.acr }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ confirmed: true, sub: introspection.sub, acr: introspection.acr }));
+      return;
+    }
     const totalMs = performance.now() - t0;
     if (totalMs > 300) seen.slow.push({ at: new Date().toISOString(), path: req.url, totalMs: Math.round(totalMs), introspectMs: Math.round(introspectMs) });
     res.writeHead(m && isActive ? 200 : 401, { 'content-type': 'application/json', 'cache-control': 'no-store' });

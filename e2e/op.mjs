@@ -26,9 +26,16 @@
 //   default; see --keep-alive-ms.
 // - Rotated refresh tokens: replaying a consumed one revokes the whole grant
 //   (every token of the family), so a refresh race in the BFF is fatal here.
+// - Authentication context classes (step-up, RFC 9470): a sign-in is
+//   ACR_PASSWORD, or ACR_CONFIRMED when the authorization request asked for
+//   it (acr_values); any other requested value is not supported and the
+//   sign-in gets ACR_PASSWORD. acr_values the OP session's acr does not
+//   satisfy make the OP ask for the login again (an extra login check), as
+//   max_age does. Access tokens carry acr and auth_time (extraTokenClaims,
+//   visible to the API through introspection).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
@@ -69,11 +76,29 @@ const stats = {
   revocations: 0,
   introspections: 0,
   authorizations: 0,
+  authorizeParams: [], // { acr_values, max_age, prompt, resource } of each authorization request
+  logins: [], // { acr, acr_values, max_age, prompt } of each completed login
   serverErrors: [],
 };
 const issuedTokens = [];
 
 const log = (...a) => console.log(new Date().toISOString(), ...a);
+
+const ACR_PASSWORD = 'urn:e2e:acr:password';
+const ACR_CONFIRMED = 'urn:e2e:acr:confirmed';
+
+// The login prompt also when the session's acr is not one requested.
+const policy = interactionPolicy.base();
+policy.get('login').checks.push(new interactionPolicy.Check(
+  'acr_not_satisfied', 'requested authentication context class not satisfied', 'login_required',
+  (ctx) => {
+    const { oidc } = ctx;
+    const wanted = oidc.params.acr_values ? String(oidc.params.acr_values).split(' ') : [];
+    if (!wanted.length || ctx.oidc.result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    return wanted.includes(oidc.session.acr)
+      ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+  },
+));
 
 const configuration = {
   clients: [
@@ -120,6 +145,12 @@ const configuration = {
         };
       },
     };
+  },
+  acrValues: [ACR_PASSWORD, ACR_CONFIRMED],
+  interactions: { policy },
+  async extraTokenClaims(ctx) {
+    const src = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+    return src?.acr ? { acr: src.acr, auth_time: src.authTime } : undefined;
   },
   features: {
     devInteractions: { enabled: true },
@@ -194,6 +225,8 @@ provider.use(async (ctx, next) => {
     stats.introspections += 1;
   } else if (route === 'authorization') {
     stats.authorizations += 1;
+    const q = ctx.query ?? {};
+    stats.authorizeParams.push({ acr_values: q.acr_values ?? null, max_age: q.max_age ?? null, prompt: q.prompt ?? null, resource: q.resource ?? null });
   }
   log(ctx.method, ctx.path, ctx.status, `${Date.now() - started}ms`, route ?? '');
 });
@@ -229,6 +262,19 @@ provider.on('server_error', (ctx, err) => {
 for (const ev of ['authorization.error', 'end_session.error', 'introspection.error', 'revocation.error', 'userinfo.error']) {
   provider.on(ev, (ctx, err) => log(ev, err?.error ?? err?.name, err?.error_description ?? err?.message));
 }
+
+// The dev interactions' login has no acr: give the sign-in the one asked
+// for, if the OP supports it.
+const finished = provider.interactionFinished.bind(provider);
+provider.interactionFinished = async (req, res, result, opts) => {
+  if (result?.login) {
+    const { params } = await provider.interactionDetails(req, res);
+    const wanted = params.acr_values ? String(params.acr_values).split(' ') : [];
+    result.login.acr = wanted.includes(ACR_CONFIRMED) ? ACR_CONFIRMED : ACR_PASSWORD;
+    stats.logins.push({ acr: result.login.acr, acr_values: params.acr_values ?? null, max_age: params.max_age ?? null, prompt: params.prompt ?? null });
+  }
+  return finished(req, res, result, opts);
+};
 
 const opCallback = provider.callback();
 const server = http.createServer((req, res) => {

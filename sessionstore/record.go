@@ -31,6 +31,10 @@ import (
 //	each present time two zigzag varints: seconds and nanoseconds relative
 //	to CreatedAt (CreatedAt itself relative to the Unix epoch)
 //
+//	RouteTokens   only when not empty: a uvarint length and the bytes (a
+//	              record without it is one written before it existed, or
+//	              of a session without route tokens)
+//
 // with the times in the order CreatedAt, LastSeen, AccessIssuedAt,
 // AccessExpiresAt, AbsoluteExpiresAt, ExpiresAt. Deltas keep them short
 // (times of one login are seconds or hours apart, with the same fraction),
@@ -46,7 +50,7 @@ func Encode(s *Session) ([]byte, error) {
 		return nil, err
 	}
 	n := 64 + len(s.Handle) + len(s.Subject) + len(s.Issuer) + len(s.IdPSID) + len(s.Scope) +
-		len(s.UserAgent) + len(s.ClientIP) + len(s.AccessToken) + len(s.Secrets)
+		len(s.UserAgent) + len(s.ClientIP) + len(s.AccessToken) + len(s.Secrets) + len(s.RouteTokens)
 	for k, v := range s.Claims {
 		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
 		if n > MaxRecordSize+64 {
@@ -91,6 +95,9 @@ func Encode(s *Session) ([]byte, error) {
 		if i == 0 {
 			baseSec, baseNsec = sec, nsec
 		}
+	}
+	if len(s.RouteTokens) > 0 {
+		b = appendString(b, string(s.RouteTokens))
 	}
 	if len(b) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrInvalid, len(b), MaxRecordSize)
@@ -161,6 +168,11 @@ func decodeBinary(b []byte) (*Session, error) {
 		}
 		if i == 0 {
 			baseSec, baseNsec = sec, nsec
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		if s.RouteTokens = d.bytes(); s.RouteTokens == nil {
+			d.fail("route tokens") // present, so not empty
 		}
 	}
 	if d.err == nil && len(d.b) > 0 {

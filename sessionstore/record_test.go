@@ -48,7 +48,8 @@ func sameRecord(t *testing.T, got, want *Session) {
 			t.Errorf("time %d carries a monotonic reading", i)
 		}
 	}
-	if !maps.Equal(got.Claims, want.Claims) || !bytes.Equal(got.AccessToken, want.AccessToken) || !bytes.Equal(got.Secrets, want.Secrets) {
+	if !maps.Equal(got.Claims, want.Claims) || !bytes.Equal(got.AccessToken, want.AccessToken) || !bytes.Equal(got.Secrets, want.Secrets) ||
+		!bytes.Equal(got.RouteTokens, want.RouteTokens) {
 		t.Errorf("claims or tokens differ: got %+v, want %+v", got, want)
 	}
 	str := func(s *Session) [10]string {
@@ -79,6 +80,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		"UUID misplaced":   func(s *Session) { s.Subject = "5f0c3a4e8-d2b-4c1e-9a7f-000000000123" },
 		"base64url handle": func(s *Session) { s.Handle = "q3Zk9pL2xR7vT1wYb4nC8g" },
 		"non-canonical":    func(s *Session) { s.Handle = "q3Zk9pL2xR7vT1wYb4nC8h" },
+		"route tokens":     func(s *Session) { s.RouteTokens = []byte("sealed route tokens") },
 		"binary strings": func(s *Session) {
 			s.UserAgent, s.ClientIP, s.Claims["\x00"] = "\xff\x00\x01", "", "\xfe"
 		},
@@ -123,18 +125,19 @@ func TestDecodeInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string][]byte{
-		"empty":             nil,
-		"unknown format":    {0x09},
-		"truncated":         good[:len(good)-1],
-		"trailing":          append(bytes.Clone(good), 0),
-		"bad JSON":          []byte(`{"h":`),
-		"huge claim count":  {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"too large":         bytes.Repeat([]byte{0}, MaxRecordSize+1),
-		"no expiry":         {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0},
-		"bad time flags":    {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x40},
-		"bad fraction":      binary.AppendVarint([]byte{recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 2}, 1e9),
-		"negative fraction": binary.AppendVarint([]byte{recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 2}, -1),
-		"repeated claim":    {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 2, 1, 'a', 0, 1, 'a', 0, 0, 0, 0x20, 2, 0},
+		"empty":              nil,
+		"unknown format":     {0x09},
+		"truncated":          good[:len(good)-1],
+		"trailing":           append(bytes.Clone(good), 0),
+		"after route tokens": append(bytes.Clone(good), 1, 'r', 0),
+		"bad JSON":           []byte(`{"h":`),
+		"huge claim count":   {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"too large":          bytes.Repeat([]byte{0}, MaxRecordSize+1),
+		"no expiry":          {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"bad time flags":     {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x40},
+		"bad fraction":       binary.AppendVarint([]byte{recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 2}, 1e9),
+		"negative fraction":  binary.AppendVarint([]byte{recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 2}, -1),
+		"repeated claim":     {recordFormat, 1, 'h', 1, 's', 0, 0, 0, 0, 0, 2, 1, 'a', 0, 1, 'a', 0, 0, 0, 0x20, 2, 0},
 	}
 	for name, b := range cases {
 		if _, err := Decode("k", 1, b); !errors.Is(err, ErrInvalid) {

@@ -41,6 +41,11 @@ type Session struct {
 	Secrets []byte
 	// Scope is the granted scope.
 	Scope string
+	// RouteTokens is the sealed set of the session's other access tokens:
+	// one per resource (RFC 8707) or down-scoped scope set of a route that
+	// asks for its own token. Nil unless such routes are configured and
+	// used, so a session without them costs nothing more.
+	RouteTokens []byte
 
 	CreatedAt time.Time
 	LastSeen  time.Time

@@ -30,16 +30,22 @@ const (
 type acrLogin struct {
 	requested []string // acr_values of the authorization request
 	acr       string   // set when the user signed in
+	resources []string // resource parameters of the authorization request (RFC 8707)
 }
 
-// CreateAuthRequest remembers the requested acr_values of each request.
+// CreateAuthRequest remembers the requested acr_values and resources of
+// each request.
 func (s *devStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	resources, ok := requestedResources(ctx)
+	if !ok {
+		return nil, oidc.ErrInvalidRequest().WithDescription("resource must be an absolute URI without a fragment")
+	}
 	ar, err := s.exampleStorage.CreateAuthRequest(ctx, req, userID)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.acrs[ar.GetID()] = &acrLogin{requested: slices.Clone(req.ACRValues)}
+	s.acrs[ar.GetID()] = &acrLogin{requested: slices.Clone(req.ACRValues), resources: resources}
 	s.mu.Unlock()
 	return ar, nil
 }
@@ -61,8 +67,9 @@ func (s *devStorage) signedIn(authRequestID string) {
 // it: with the acr of its sign-in, and its auth_time as the OP reports it.
 type devAuthRequest struct {
 	*storage.AuthRequest
-	acr      string
-	authTime time.Time
+	acr       string
+	authTime  time.Time
+	resources []string
 }
 
 func (r *devAuthRequest) GetACR() string         { return r.acr }
@@ -79,7 +86,7 @@ func (s *devStorage) wrapAuthRequest(ar op.AuthRequest) op.AuthRequest {
 	defer s.mu.Unlock()
 	w := &devAuthRequest{AuthRequest: r, authTime: r.GetAuthTime().Add(-s.authTimeShift)}
 	if a := s.acrs[r.ID]; a != nil {
-		w.acr = a.acr
+		w.acr, w.resources = a.acr, a.resources
 	}
 	return w
 }

@@ -206,7 +206,7 @@ func NewOP(cfg OPConfig) (*OP, error) {
 	mux.HandleFunc("GET "+loggedOutPath, loggedOut)
 	mux.Handle("/", provider)
 
-	var h http.Handler = o.tokenGate(mux)
+	var h http.Handler = o.tokenGate(o.resourceParams(mux))
 	if o.prefix != "" {
 		h = http.StripPrefix(o.prefix, h)
 	}

@@ -64,6 +64,9 @@ type grant struct {
 	authTime time.Time
 	amr      []string
 	acr      string
+	// resources are those of the authorization request (RFC 8707): a
+	// refresh may ask for a token for one of them.
+	resources []string
 }
 
 type accessRecord struct {
@@ -156,14 +159,15 @@ func (s *devStorage) grantFor(req op.TokenRequest) (grant, error) {
 			return grant{}, oidc.ErrInvalidGrant().WithDescription("login not completed")
 		}
 		return grant{
-			sid:      sid,
-			subject:  r.GetSubject(),
-			clientID: r.GetClientID(),
-			audience: r.GetAudience(),
-			scopes:   slices.Clone(r.GetScopes()),
-			authTime: r.GetAuthTime(),
-			amr:      r.GetAMR(),
-			acr:      r.acr,
+			sid:       sid,
+			subject:   r.GetSubject(),
+			clientID:  r.GetClientID(),
+			audience:  r.GetAudience(),
+			scopes:    slices.Clone(r.GetScopes()),
+			authTime:  r.GetAuthTime(),
+			amr:       r.GetAMR(),
+			acr:       r.acr,
+			resources: r.resources,
 		}, nil
 	case *refreshRequest:
 		return r.grant, nil
@@ -238,14 +242,24 @@ func (s *devStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.To
 
 // refreshRequest is what the library sees of a refresh token while it
 // validates a refresh: the grant it belongs to, with the scopes of this
-// request (a client may ask for fewer).
+// request (a client may ask for fewer), and the resource it asks a token
+// for, if any.
 type refreshRequest struct {
-	grant  grant
-	scopes []string
+	grant    grant
+	scopes   []string
+	resource string
 }
 
-func (r *refreshRequest) GetAMR() []string       { return r.grant.amr }
-func (r *refreshRequest) GetAudience() []string  { return r.grant.audience }
+func (r *refreshRequest) GetAMR() []string { return r.grant.amr }
+
+// GetAudience is the access token's audience: the resource asked for, or
+// the grant's.
+func (r *refreshRequest) GetAudience() []string {
+	if r.resource != "" {
+		return []string{r.resource}
+	}
+	return r.grant.audience
+}
 func (r *refreshRequest) GetAuthTime() time.Time { return r.grant.authTime }
 func (r *refreshRequest) GetClientID() string    { return r.grant.clientID }
 func (r *refreshRequest) GetScopes() []string    { return r.scopes }
@@ -268,7 +282,15 @@ func (s *devStorage) TokenRequestByRefreshToken(ctx context.Context, token strin
 		delete(s.refresh, token)
 		return nil, errors.New("refresh token expired")
 	}
-	return &refreshRequest{grant: rt.grant, scopes: slices.Clone(rt.grant.scopes)}, nil
+	resources, ok := requestedResources(ctx)
+	if !ok || len(resources) > 1 || (len(resources) == 1 && !slices.Contains(rt.grant.resources, resources[0])) {
+		return nil, errors.New("resource is not one the grant covers")
+	}
+	req := &refreshRequest{grant: rt.grant, scopes: slices.Clone(rt.grant.scopes)}
+	if len(resources) == 1 {
+		req.resource = resources[0]
+	}
+	return req, nil
 }
 
 // revokeWhere deletes every refresh token, and marks every access token, that

@@ -88,6 +88,7 @@ func clone(s *sessionstore.Session) *sessionstore.Session {
 	cp.Claims = maps.Clone(s.Claims)
 	cp.AccessToken = bytes.Clone(s.AccessToken)
 	cp.Secrets = bytes.Clone(s.Secrets)
+	cp.RouteTokens = bytes.Clone(s.RouteTokens)
 	return &cp
 }
 

@@ -76,6 +76,9 @@ func sameSession(t *testing.T, what string, got, want *sessionstore.Session) {
 	if !bytes.Equal(got.Secrets, want.Secrets) {
 		diffs = append(diffs, "Secrets differs")
 	}
+	if !bytes.Equal(got.RouteTokens, want.RouteTokens) {
+		diffs = append(diffs, "RouteTokens differs")
+	}
 	if len(got.Claims) != len(want.Claims) {
 		diffs = append(diffs, fmt.Sprintf("Claims = %v, want %v", got.Claims, want.Claims))
 	} else {

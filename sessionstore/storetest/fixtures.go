@@ -101,6 +101,7 @@ func clone(s *sessionstore.Session) *sessionstore.Session {
 	}
 	c.AccessToken = bytes.Clone(s.AccessToken)
 	c.Secrets = bytes.Clone(s.Secrets)
+	c.RouteTokens = bytes.Clone(s.RouteTokens)
 	return &c
 }
 

@@ -153,6 +153,7 @@ func testUpdate(t *testing.T, st sessionstore.Store) {
 	upd := mustGet(t, st, s.Key)
 	upd.AccessToken = []byte("new sealed access token")
 	upd.Secrets = []byte("new sealed secrets")
+	upd.RouteTokens = []byte("sealed route tokens")
 	upd.Claims["name"] = "Ada King"
 	upd.AccessExpiresAt = upd.AccessExpiresAt.Add(time.Minute)
 	upd.ExpiresAt = upd.ExpiresAt.Add(time.Minute)
