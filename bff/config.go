@@ -147,8 +147,10 @@ type Route struct {
 	// TokenUser (the user's access token; 401 without a session),
 	// TokenOptional (the user's when signed in, none otherwise), TokenClient
 	// (the BFF's own client-credentials token, shared by every session, for
-	// APIs called as the application) or TokenNone (public route, no
-	// token).
+	// APIs called as the application), TokenExchange (a token for Audience
+	// obtained by RFC 8693 token exchange with the user's access token as
+	// the subject token; 401 without a session) or TokenNone (public route,
+	// no token).
 	Token string
 	// Methods, when not empty, are the only methods allowed.
 	Methods []string
@@ -169,17 +171,26 @@ type Route struct {
 	// client-credentials request.
 	Resource string
 	Scopes   []string
+	// Audience is the audience= option of a token=exchange route: the
+	// token exchange asks for a token for it.
+	Audience string
 }
 
 // ownToken reports whether the route carries a token of its own rather
 // than the session's access token.
-func (r Route) ownToken() bool { return r.Resource != "" || len(r.Scopes) > 0 }
+func (r Route) ownToken() bool {
+	return r.Resource != "" || len(r.Scopes) > 0 || r.Token == TokenExchange
+}
 
 // tokenKey names the route's own token within its session: routes with the
-// same resource and scopes share it.
+// same grant, audience, resource and scopes share it.
 func (r Route) tokenKey() string {
 	scopes := slices.Sorted(slices.Values(r.Scopes))
-	return r.Resource + " " + strings.Join(slices.Compact(scopes), " ")
+	key := r.Resource + " " + strings.Join(slices.Compact(scopes), " ")
+	if r.Token == TokenExchange {
+		key = "exchange " + r.Audience + " " + key
+	}
+	return key
 }
 
 // resources lists the resources of the routes that carry the user's token,
@@ -187,7 +198,7 @@ func (r Route) tokenKey() string {
 func (c *Config) resources() []string {
 	var out []string
 	for _, r := range c.Routes {
-		if r.Resource != "" && r.Token != TokenClient && !slices.Contains(out, r.Resource) {
+		if r.Resource != "" && (r.Token == TokenUser || r.Token == TokenOptional) && !slices.Contains(out, r.Resource) {
 			out = append(out, r.Resource)
 		}
 	}
@@ -200,10 +211,11 @@ const (
 	TokenNone     = "none"
 	TokenOptional = "optional"
 	TokenClient   = "client"
+	TokenExchange = "exchange"
 )
 
 // routeTokens are the valid token= values.
-var routeTokens = []string{TokenUser, TokenOptional, TokenClient, TokenNone}
+var routeTokens = []string{TokenUser, TokenOptional, TokenClient, TokenExchange, TokenNone}
 
 // DefaultConfig returns the defaults: secure, with short access tokens in mind.
 func DefaultConfig() Config {
@@ -389,7 +401,25 @@ func (r Route) validate() error {
 	if r.ownToken() && r.Token == TokenNone {
 		return fmt.Errorf("resource and scope of %s need a token (token=user, optional or client)", r.Prefix)
 	}
+	switch {
+	case r.Token == TokenExchange && r.Audience == "":
+		return fmt.Errorf("token=exchange of %s needs audience=", r.Prefix)
+	case r.Token != TokenExchange && r.Audience != "":
+		return fmt.Errorf("audience of %s is for token=exchange only", r.Prefix)
+	case r.Audience != "" && (len(r.Audience) > 512 || strings.ContainsAny(r.Audience, " \"\\") || !isPrintable(r.Audience)):
+		return fmt.Errorf("audience of %s must be a printable name or URI without spaces or quotes", r.Prefix)
+	}
 	return nil
+}
+
+// isPrintable reports whether s is printable ASCII.
+func isPrintable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // validScope reports whether s is an OAuth scope token (RFC 6749 section
@@ -416,6 +446,7 @@ func isToken(s string) bool {
 //
 //	/api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip][;acr=A|B]
 //	                           [;resource=URI][;scope=A+B]
+//	/x/=http://127.0.0.1:9001;token=exchange;audience=AUD
 func ParseRoutes(s string) ([]Route, error) {
 	var routes []Route
 	for _, entry := range strings.Split(s, ",") {
@@ -448,6 +479,8 @@ func ParseRoutes(s string) ([]Route, error) {
 				r.ACR = strings.Split(v, "|")
 			case "resource":
 				r.Resource = v
+			case "audience":
+				r.Audience = v
 			case "scope":
 				r.Scopes = strings.Fields(strings.NewReplacer("|", " ", "+", " ").Replace(v))
 				if len(r.Scopes) == 0 {

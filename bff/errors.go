@@ -199,6 +199,13 @@ func errIdPUnavailable(err error) *Error {
 		Message: "the identity provider is unreachable; try again shortly", Err: err, RetryAfter: 5 * time.Second}
 }
 
+// errTokenExchange is a refused or failed RFC 8693 token exchange for a
+// token=exchange route; the IdP's answer goes to the log only.
+func errTokenExchange(err error) *Error {
+	return &Error{Status: http.StatusBadGateway, Code: "token_exchange_failed",
+		Message: "the identity provider did not issue a token for this API", Err: err}
+}
+
 func errMethodNotAllowed() *Error {
 	return &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"}
 }

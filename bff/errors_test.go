@@ -50,6 +50,7 @@ func clientErrors() map[string]*Error {
 		"errRefreshInProgress":   errRefreshInProgress(cause),
 		"errIdPUnavailable":      errIdPUnavailable(cause),
 		"errMethodNotAllowed":    errMethodNotAllowed(),
+		"errTokenExchange":       errTokenExchange(cause),
 		"errTooManyStreams":      errTooManyStreams(16),
 		"errStreamCapacity":      errStreamCapacity(),
 		"errUpstreamTimeout":     errUpstreamTimeout(cause),

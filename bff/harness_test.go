@@ -48,6 +48,7 @@ type stackOptions struct {
 	store               sessionstore.Store
 	configure           func(*bff.Config)
 	beforeConfigure     func(*stack) // runs once the OP is up, before configure
+	tokenExchange       bool         // the OP offers RFC 8693 token exchange
 	upstream            http.Handler // replaces the demo API behind /api/
 	tamperProvider      func(*bff.Provider)
 	tls                 bool                 // serve the BFF over https with an https public URL
@@ -73,6 +74,7 @@ func mustStartStack(t testing.TB, opts stackOptions) *stack {
 	}
 	op, err := devstack.StartOP(ctx, devstack.OPConfig{
 		AccessTokenLifetime: opts.accessTokenLifetime,
+		TokenExchange:       opts.tokenExchange,
 		Clients: []devstack.Client{{
 			ID: testClientID, Secret: testClientSecret,
 			RedirectURIs:           []string{publicURL + "/bff/callback"},

@@ -32,6 +32,9 @@ type Provider struct {
 	// IssParameterSupported: the IdP sends RFC 9207 "iss" on the callback,
 	// so the BFF requires and checks it (a mix-up attack defence).
 	IssParameterSupported bool
+	// GrantTypes are the grant types the IdP's discovery lists; a
+	// token=exchange route needs the token-exchange grant among them.
+	GrantTypes []string
 	// HTTPClient is used for every call to the IdP.
 	HTTPClient *http.Client
 }
@@ -44,6 +47,7 @@ type providerMetadata struct {
 	EndSessionEndpoint    string   `json:"end_session_endpoint"`
 	RevocationEndpoint    string   `json:"revocation_endpoint"`
 	IssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	GrantTypes            []string `json:"grant_types_supported"`
 }
 
 // Discover loads the IdP's discovery document. An unreachable IdP is retried
@@ -105,6 +109,7 @@ func newProvider(cfg *Config, p *oidc.Provider, client *http.Client) (*Provider,
 		EndSessionURL:         meta.EndSessionEndpoint,
 		RevocationURL:         meta.RevocationEndpoint,
 		IssParameterSupported: meta.IssParameterSupported,
+		GrantTypes:            meta.GrantTypes,
 		HTTPClient:            client,
 	}, nil
 }

@@ -96,7 +96,7 @@ func (s *Server) proxy(route Route) http.Handler {
 				return err
 			}
 			call.token = token
-		case TokenUser, TokenOptional:
+		case TokenUser, TokenOptional, TokenExchange:
 			ctx, detach, err := s.userToken(r, route, call)
 			defer detach()
 			if err != nil {

@@ -21,14 +21,36 @@ func TestRouteOptionsParseAndValidate(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"/a/=http://127.0.0.1:1;token=admin": "token of /a/ must be one of user, optional, client, none",
-		"/a/=http://127.0.0.1:1;tokn=client": `unknown option "tokn"`,
+		"/a/=http://127.0.0.1:1;token=admin":                    "token of /a/ must be one of user, optional, client, exchange, none",
+		"/a/=http://127.0.0.1:1;tokn=client":                    `unknown option "tokn"`,
+		"/a/=http://127.0.0.1:1;token=exchange":                 "token=exchange of /a/ needs audience=",
+		"/a/=http://127.0.0.1:1;audience=x":                     "audience of /a/ is for token=exchange only",
+		"/a/=http://127.0.0.1:1;resource=orders":                "resource of /a/ must be an absolute URI without a fragment",
+		"/a/=http://127.0.0.1:1;resource=https://o.test/#f":     "resource of /a/ must be an absolute URI without a fragment",
+		"/a/=http://127.0.0.1:1;token=none;resource=https://o/": "resource and scope of /a/ need a token",
+		"/a/=http://127.0.0.1:1;scope=":                         "scope= names no scope",
+		"/a/=http://127.0.0.1:1;scope=a\"b":                     `scope of /a/: "a\"b" is not a scope token`,
+		"/a/=http://127.0.0.1:1;token=optional;acr=gold":        "acr of /a/ needs token=user",
+		"/a/=http://127.0.0.1:1;acr=a b":                        `acr of /a/: "a b" is not a printable token`,
 	}
 	for in, want := range bad {
 		if _, err := bff.ParseRoutes(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseRoutes(%q) error = %v, want it to say %q", in, err, want)
 		}
 	}
+	routes, err := bff.ParseRoutes("/a/=http://127.0.0.1:1;resource=https://orders.test/;scope=read+write;acr=gold|platinum," +
+		"/b/=http://127.0.0.1:1;token=exchange;audience=partner-api;scope=read")
+	if err != nil || len(routes) != 2 {
+		t.Fatalf("ParseRoutes with every option: %v", err)
+	}
+	a, b := routes[0], routes[1]
+	if a.Resource != "https://orders.test/" || strings.Join(a.Scopes, " ") != "read write" || strings.Join(a.ACR, " ") != "gold platinum" {
+		t.Errorf("route a = %+v", a)
+	}
+	if b.Token != bff.TokenExchange || b.Audience != "partner-api" || strings.Join(b.Scopes, " ") != "read" {
+		t.Errorf("route b = %+v", b)
+	}
+
 	// Validate names the setting.
 	cfg := bff.DefaultConfig()
 	cfg.Routes = []bff.Route{{Prefix: "/a/", Token: "admin"}}

@@ -217,16 +217,28 @@ func (s *Server) routeAccessToken(ctx context.Context, sess *sessionstore.Sessio
 	if t, ok := set[key]; ok && s.routeTokenFresh(t, time.Now()) {
 		return t.value, nil
 	}
+	var subject string
+	if route.Token == TokenExchange {
+		// The subject token, refreshed first if due: before the lock, which
+		// its own refresh takes.
+		if subject, err = s.accessToken(ctx, sess); err != nil {
+			return "", err
+		}
+	}
 	ch := s.refreshes.DoChan(sess.Key+"\x00"+key, func() (any, error) {
 		// Shared by every waiting request: not bound to any one of them.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait+refreshTimeout)
 		defer cancel()
-		return s.refreshRouteToken(ctx, sess, route)
+		return s.refreshRouteToken(ctx, sess, route, subject)
 	})
 	select {
 	case res := <-ch:
 		if res.Err == nil {
 			return res.Val.(string), nil
+		}
+		var e *Error
+		if errors.As(res.Err, &e) {
+			return "", e
 		}
 		if t, ok := set[key]; ok && time.Now().Before(t.expiresAt) && !errors.Is(res.Err, errRefreshDenied) && !errors.Is(res.Err, errSessionGone) {
 			s.logger.LogAttrs(ctx, slog.LevelWarn, "route token refresh failed; serving the current one until it expires",
@@ -248,7 +260,7 @@ func (s *Server) routeAccessToken(ctx context.Context, sess *sessionstore.Sessio
 // token in that answer is not used: it is the session's own refresh that
 // renews the session's ID token (an IdP may even address one sent with a
 // resource to that resource).
-func (s *Server) refreshRouteToken(ctx context.Context, stale *sessionstore.Session, route Route) (string, error) {
+func (s *Server) refreshRouteToken(ctx context.Context, stale *sessionstore.Session, route Route, subject string) (string, error) {
 	key := route.tokenKey()
 	lock, err := s.lockSession(ctx, stale.Key)
 	if err != nil {
@@ -271,13 +283,20 @@ func (s *Server) refreshRouteToken(ctx context.Context, stale *sessionstore.Sess
 	if t, ok := set[key]; ok && s.routeTokenFresh(t, now) {
 		return t.value, nil // another instance got it meanwhile
 	}
-	sec, err := s.openSecrets(sess)
-	if err != nil || sec.RefreshToken == "" {
-		return "", fmt.Errorf("%w: no usable refresh token", errRefreshDenied)
+	var (
+		sec sessionstore.Secrets
+		tok *oauth2.Token
+	)
+	if route.Token == TokenExchange {
+		tok, err = s.exchangeGrant(ctx, subject, route)
+	} else {
+		sec, err = s.openSecrets(sess)
+		if err != nil || sec.RefreshToken == "" {
+			return "", fmt.Errorf("%w: no usable refresh token", errRefreshDenied)
+		}
+		s.metrics.refreshes.Inc()
+		tok, err = s.refreshGrantFor(ctx, sec.RefreshToken, route)
 	}
-
-	s.metrics.refreshes.Inc()
-	tok, err := s.refreshGrantFor(ctx, sec.RefreshToken, route)
 	if err != nil {
 		return "", err
 	}
@@ -296,8 +315,10 @@ func (s *Server) refreshRouteToken(ctx context.Context, stale *sessionstore.Sess
 	if err != nil {
 		return "", errSealFailed(err)
 	}
-	if err := s.setSecrets(sess, sec, tok.RefreshToken); err != nil {
-		return "", err
+	if route.Token != TokenExchange {
+		if err := s.setSecrets(sess, sec, tok.RefreshToken); err != nil {
+			return "", err
+		}
 	}
 	sess.RouteTokens = sealed
 	err = s.store.Update(ctx, sess)

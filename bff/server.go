@@ -101,6 +101,9 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	if deps.Store == nil || deps.Provider == nil || deps.Logger == nil {
 		return nil, errors.New("bff: Logger, Store and Provider are required")
 	}
+	if err := checkTokenExchange(&cfg, deps.Provider); err != nil {
+		return nil, err
+	}
 	sealer, err := sessionstore.NewSealer(cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("BFF_KEYS: %w", err)

@@ -330,6 +330,7 @@ async function startUpstream(opURL) {
 /**
  * Starts OP, upstream API, BFF and chromium. Returns helpers and stop().
  * opts.accessTTL: access token lifetime at the OP in seconds.
+ * opts.opArgs: more arguments of op.mjs; opts.routes: more BFF_ROUTES entries.
  */
 export async function startStack(opts = {}) {
   // A port picked here can be taken by someone else before the OP or BFF
@@ -366,6 +367,7 @@ async function startStackOnce(opts) {
       path.join(here, 'op.mjs'), '--port', String(opPort), '--public', publicURL,
       '--client-id', CLIENT_ID, '--client-secret', CLIENT_SECRET, '--api-secret', API_SECRET,
       '--access-ttl', String(opts.accessTTL ?? 5), '--host', opHost,
+      ...(opts.opArgs ?? []),
       ...((opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)
         ? ['--keep-alive-ms', String(opts.opKeepAliveMs ?? process.env.E2E_OP_KEEPALIVE_MS)] : []),
     ], {
@@ -391,7 +393,7 @@ async function startStackOnce(opts) {
       BFF_LISTEN: `127.0.0.1:${bffPort}`,
       BFF_STORE: 'memory:',
       BFF_KEYS: keys,
-      BFF_ROUTES: `/api/=${stack.upstream.url}`,
+      BFF_ROUTES: [`/api/=${stack.upstream.url}`, ...(opts.routes ?? [])].join(','),
       BFF_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       BFF_ADMIN_TOKEN: adminToken,
       BFF_LOG_LEVEL: 'debug',

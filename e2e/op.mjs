@@ -33,9 +33,10 @@
 //   satisfy make the OP ask for the login again (an extra login check), as
 //   max_age does. Access tokens carry acr and auth_time (extraTokenClaims,
 //   visible to the API through introspection).
+// - Resource indicators (RFC 8707) only with --resources (see there).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { errors as opErrors, interactionPolicy } from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,6 +55,9 @@ const { values: args } = parseArgs({
     // than the BFF on 127.0.0.1 (ports do not count for SameSite), so the
     // redirect back to the BFF is a cross-site navigation, as in production.
     host: { type: 'string', default: '127.0.0.1' },
+    // Comma-separated resource indicators (RFC 8707) the OP serves JWT
+    // access tokens for, each with the scope "api"; none: the feature is off.
+    resources: { type: 'string', default: '' },
   },
 });
 if (!args.port || !args.public) {
@@ -65,6 +69,7 @@ const port = Number(args.port);
 const issuer = `http://${args.host}:${port}`;
 const pub = args.public.replace(/\/$/, '');
 const accessTTL = Number(args['access-ttl']);
+const resources = args.resources ? args.resources.split(',') : [];
 
 const stats = {
   tokenRequests: {}, // grant_type -> requests that reached the token endpoint
@@ -153,6 +158,18 @@ const configuration = {
     return src?.acr ? { acr: src.acr, auth_time: src.authTime } : undefined;
   },
   features: {
+    // RFC 8707 (--resources): a resource-bound access token is a JWT whose
+    // aud is that resource alone; without a resource parameter at the
+    // token endpoint the token is the usual one for userinfo.
+    resourceIndicators: {
+      enabled: resources.length > 0,
+      defaultResource: () => undefined,
+      useGrantedResource: () => false,
+      getResourceServerInfo(ctx, resourceIndicator) {
+        if (!resources.includes(resourceIndicator)) throw new opErrors.InvalidTarget();
+        return { scope: 'api', audience: resourceIndicator, accessTokenTTL: accessTTL, accessTokenFormat: 'jwt' };
+      },
+    },
     devInteractions: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
@@ -170,6 +187,10 @@ const configuration = {
     // first-party client: grant what it asks for, no consent screen
     grant ??= new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
     if (params.scope) grant.addOIDCScope(params.scope);
+    // resource indicators asked for at authorization get the scope "api"
+    for (const r of [params.resource ?? []].flat()) {
+      if (resources.includes(r)) grant.addResourceScope(r, 'api');
+    }
     if (params.claims) {
       try {
         const c = JSON.parse(params.claims);

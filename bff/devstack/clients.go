@@ -40,7 +40,7 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 }
 
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials, oidc.GrantTypeTokenExchange}
 }
 
 func (c *client) LoginURL(id string) string { return c.loginURL(id) }

@@ -51,6 +51,10 @@ type OPConfig struct {
 	// lifetime (a sliding window).
 	RefreshTokenLifetime time.Duration
 	Clients              []Client
+	// TokenExchange offers RFC 8693 token exchange (access token for an
+	// access token with another audience) to the clients; off, discovery
+	// does not list the grant.
+	TokenExchange bool
 	// Users defaults to DemoUsers(); the login page then shows their
 	// passwords, which are public anyway.
 	Users []User
@@ -185,7 +189,11 @@ func NewOP(cfg OPConfig) (*OP, error) {
 	}
 	// WithAllowInsecure is needed for an http:// issuer (127.0.0.1 in dev and
 	// tests).
-	provider, err := op.NewProvider(config, o.storage, op.StaticIssuer(cfg.Issuer), op.WithAllowInsecure())
+	var st op.Storage = o.storage
+	if cfg.TokenExchange {
+		st = exchangeStorage{o.storage}
+	}
+	provider, err := op.NewProvider(config, st, op.StaticIssuer(cfg.Issuer), op.WithAllowInsecure())
 	if err != nil {
 		return nil, fmt.Errorf("devstack: create OP: %w", err)
 	}

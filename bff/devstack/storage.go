@@ -171,6 +171,8 @@ func (s *devStorage) grantFor(req op.TokenRequest) (grant, error) {
 		}, nil
 	case *refreshRequest:
 		return r.grant, nil
+	case op.TokenExchangeRequest:
+		return exchangeGrant(r), nil
 	case *clientCredentialsRequest:
 		// The application's own token: no login, no sid.
 		return grant{subject: r.clientID, clientID: r.clientID, audience: r.GetAudience(), scopes: r.scopes}, nil

@@ -140,7 +140,7 @@ var settings = []setting{
 			return err
 		},
 	},
-	{flag: "routes", env: "BFF_ROUTES", usage: "API routes: /api/=http://127.0.0.1:9000[;token=user|optional|client|none][;methods=GET|POST][;strip], comma-separated (see the README's route options)",
+	{flag: "routes", env: "BFF_ROUTES", usage: "API routes: /api/=http://127.0.0.1:9000[;token=user|optional|client|exchange|none][;audience=A][;resource=URI][;scope=A+B][;acr=A|B][;methods=GET|POST][;strip], comma-separated (see the README's route options)",
 		set: func(c *serveConfig, v string) error {
 			r, err := bff.ParseRoutes(v)
 			c.Routes = r
