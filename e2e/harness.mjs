@@ -30,7 +30,7 @@ export const CONFIRMED_MAX_AGE = 300;
 export const UPSTREAM_ONLY = 'upstream-only-step-up-detail';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run',
   // nothing but 127.0.0.1 (oidc-provider's pages @import a web font)

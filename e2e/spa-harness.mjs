@@ -14,18 +14,13 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
-  Proc, freePorts, sleep, CHROMIUM, bffBinary, stopStack, dumpLogs, SHAPE, shapeConfig,
+  Proc, freePorts, sleep, CHROMIUM, CHROMIUM_ARGS, bffBinary, stopStack, dumpLogs, SHAPE, shapeConfig,
   withStack as withOidcProviderStack, browserLogin as oidcProviderLogin, issuedTokens,
 } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SCREENSHOTS = path.resolve(here, '..', 'docs', 'screenshots');
 
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE 127.0.0.2',
-];
 const EMBEDDED_CLIENT_ID = 'bff-e2e';
 const EMBEDDED_CLIENT_SECRET = 'bff-e2e-embedded-secret-0123456789';
 
