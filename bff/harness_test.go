@@ -272,6 +272,24 @@ func (b *browser) api(t testing.TB, path string) *http.Response {
 
 func csrf() http.Header { return http.Header{"X-Csrf": {"1"}} }
 
+// apiLater sends an API call in the background; the channel gets its
+// status, or 0 when no response came.
+func (b *browser) apiLater(path string) <-chan int {
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, b.st.bff.URL+path, nil)
+		req.Header.Set("X-Csrf", "1")
+		resp, err := b.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	return done
+}
+
 func readBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)

@@ -236,18 +236,7 @@ func TestSessionDeletedDuringSlowRequestStaysDeleted(t *testing.T) {
 	b.mustLogin(t, "alice")
 	time.Sleep(5 * time.Millisecond)
 
-	done := make(chan int)
-	go func() {
-		req, _ := http.NewRequest(http.MethodGet, st.bff.URL+"/api/slow", nil)
-		req.Header.Set("X-Csrf", "1")
-		resp, err := b.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	done := b.apiLater("/api/slow")
 	<-arrived
 	list, err := st.store.ListBySubject(t.Context(), "user-alice")
 	if err != nil || len(list) != 1 {

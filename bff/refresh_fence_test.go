@@ -43,18 +43,7 @@ func TestStaleRefresherDoesNotOverwriteANewerTokenSet(t *testing.T) {
 	b.mustLogin(t, "alice")
 	time.Sleep(2100 * time.Millisecond)
 
-	done := make(chan int)
-	go func() {
-		req, _ := http.NewRequest(http.MethodGet, st.bff.URL+"/api/whoami", nil)
-		req.Header.Set("X-Csrf", "1")
-		resp, err := b.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
+	done := b.apiLater("/api/whoami")
 	select {
 	case <-hold.arrived:
 	case <-time.After(10 * time.Second):
