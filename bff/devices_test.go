@@ -3,7 +3,6 @@ package bff_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +87,7 @@ func TestDevicesListsOnlyTheUsersOwnSessions(t *testing.T) {
 	if strings.Contains(body, userSID(t, bob)) {
 		t.Error("alice's list shows bob's session")
 	}
-	secrets := []string{cookieValue(t, laptop), cookieValue(t, phone)}
+	secrets := []string{laptop.sessionCookie(t), phone.sessionCookie(t)}
 	sessions, err := st.store.ListBySubject(t.Context(), "user-alice")
 	if err != nil || len(sessions) != 2 {
 		t.Fatalf("alice's sessions in the store: %v %d", err, len(sessions))
@@ -215,16 +214,4 @@ func TestDevicesSignOutEverywhereElse(t *testing.T) {
 	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"ended":0`) {
 		t.Errorf("second sign out everywhere else: %d %s", resp.StatusCode, body)
 	}
-}
-
-func cookieValue(t *testing.T, b *browser) string {
-	t.Helper()
-	u, _ := url.Parse(b.st.bff.URL)
-	for _, c := range b.Jar.Cookies(u) {
-		if c.Name == "bff-session" {
-			return c.Value
-		}
-	}
-	t.Fatal("browser has no session cookie")
-	return ""
 }
