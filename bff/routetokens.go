@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -129,51 +127,6 @@ func decodeRouteTokens(b []byte) (routeTokenSet, error) {
 		return nil, bad
 	}
 	return set, nil
-}
-
-// routeTokenCache remembers, per session, the sealed route-token set last
-// opened and its contents, like accessTokenCache: a request whose record
-// carries the same sealed bytes skips the decryption.
-type routeTokenCache struct {
-	mu      sync.Mutex
-	entries map[string]routeTokenEntry
-}
-
-type routeTokenEntry struct {
-	sealed []byte
-	set    routeTokenSet
-}
-
-func newRouteTokenCache() *routeTokenCache {
-	return &routeTokenCache{entries: make(map[string]routeTokenEntry)}
-}
-
-func (c *routeTokenCache) get(key string, sealed []byte) (routeTokenSet, bool) {
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	c.mu.Unlock()
-	if !ok || !bytes.Equal(e.sealed, sealed) {
-		return nil, false
-	}
-	return e.set, true
-}
-
-func (c *routeTokenCache) put(key string, sealed []byte, set routeTokenSet) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= accessTokenCacheSize {
-		for k := range c.entries { // an arbitrary victim: map order is random
-			delete(c.entries, k)
-			break
-		}
-	}
-	c.entries[key] = routeTokenEntry{sealed: bytes.Clone(sealed), set: set}
-}
-
-func (c *routeTokenCache) drop(key string) {
-	c.mu.Lock()
-	delete(c.entries, key)
-	c.mu.Unlock()
 }
 
 // openRouteTokens opens the session's route tokens (an empty set when it

@@ -76,7 +76,7 @@ type Server struct {
 	expiryAudit *addrLimiter
 	// accessTokens spares a request the unsealing of an access token that
 	// an earlier request of its session already opened.
-	accessTokens *accessTokenCache
+	accessTokens *openedCache[string]
 	// draining is closed by Drain when the instance is shutting down.
 	draining  chan struct{}
 	drainOnce sync.Once
@@ -88,7 +88,7 @@ type Server struct {
 	clientTokens *clientTokens
 	// routeTokenCache spares a request the unsealing of its session's
 	// route tokens (resource= and scope= routes).
-	routeTokenCache *routeTokenCache
+	routeTokenCache *openedCache[routeTokenSet]
 }
 
 // New builds a Server and starts its listener for session-ended events,
@@ -150,11 +150,11 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	if counter, ok := storeAs[sessionstore.SessionCounter](s.store); ok {
 		reg.MustRegister(newSessionsActive(s.store, counter))
 	}
-	s.accessTokens = newAccessTokenCache()
+	s.accessTokens = newOpenedCache[string]()
 	s.ahead = newRefreshAhead()
 	s.refreshNotices = newRefreshNotices()
 	s.clientTokens = newClientTokens()
-	s.routeTokenCache = newRouteTokenCache()
+	s.routeTokenCache = newOpenedCache[routeTokenSet]()
 	events, err := s.store.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to session events: %w", err)

@@ -5,48 +5,50 @@ import (
 	"sync"
 )
 
-// accessTokenCacheSize bounds the unsealed access tokens kept in memory:
-// about 2 KB each, so at most about 20 MB.
-const accessTokenCacheSize = 10_000
+// openedCacheSize bounds the entries of each opened-token cache: an access
+// token is about 2 KB, so at most about 20 MB for the access tokens.
+const openedCacheSize = 10_000
 
-// accessTokenCache remembers, per session, the sealed access token last
-// opened and its plaintext, so a request whose session record carries the
-// same sealed bytes skips the decryption and unpacking.
+// openedCache remembers, per session, the sealed bytes last opened and what
+// they opened to (the access token, the route-token set), so a request
+// whose session record carries the same sealed bytes skips the decryption
+// and unpacking.
 //
 // It never decides whether a session is alive: it is consulted only with a
 // record that was just read from the store (or from a cache that a kill
-// invalidates), and it answers only when that record's sealed token is
-// byte-for-byte the one it opened. A refresh writes a new sealed token, so
-// the old plaintext is never served for it; a kill drops the entry.
-type accessTokenCache struct {
+// invalidates), and it answers only when that record's sealed bytes are
+// byte-for-byte the ones it opened. A refresh writes new sealed bytes, so
+// the old plaintext is never served for them; a kill drops the entry.
+type openedCache[V any] struct {
 	mu      sync.Mutex
-	entries map[string]accessTokenEntry
+	entries map[string]openedEntry[V]
 }
 
-type accessTokenEntry struct {
+type openedEntry[V any] struct {
 	sealed []byte
-	token  string
+	value  V
 }
 
-func newAccessTokenCache() *accessTokenCache {
-	return &accessTokenCache{entries: make(map[string]accessTokenEntry)}
+func newOpenedCache[V any]() *openedCache[V] {
+	return &openedCache[V]{entries: make(map[string]openedEntry[V])}
 }
 
-func (c *accessTokenCache) get(key string, sealed []byte) (string, bool) {
+func (c *openedCache[V]) get(key string, sealed []byte) (V, bool) {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if !ok || !bytes.Equal(e.sealed, sealed) {
-		return "", false
+		var zero V
+		return zero, false
 	}
-	return e.token, true
+	return e.value, true
 }
 
-func (c *accessTokenCache) put(key string, sealed []byte, token string) {
-	e := accessTokenEntry{sealed: bytes.Clone(sealed), token: token}
+func (c *openedCache[V]) put(key string, sealed []byte, value V) {
+	e := openedEntry[V]{sealed: bytes.Clone(sealed), value: value}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= accessTokenCacheSize {
+	if _, ok := c.entries[key]; !ok && len(c.entries) >= openedCacheSize {
 		for k := range c.entries { // an arbitrary victim: map order is random
 			delete(c.entries, k)
 			break
@@ -55,7 +57,7 @@ func (c *accessTokenCache) put(key string, sealed []byte, token string) {
 	c.entries[key] = e
 }
 
-func (c *accessTokenCache) drop(key string) {
+func (c *openedCache[V]) drop(key string) {
 	c.mu.Lock()
 	delete(c.entries, key)
 	c.mu.Unlock()

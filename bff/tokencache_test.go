@@ -8,7 +8,7 @@ import (
 // The cache answers only for the very sealed bytes it opened: a refreshed
 // token (new sealed bytes) misses, as does a dropped (killed) session.
 func TestAccessTokenCacheMatchesSealedBytes(t *testing.T) {
-	c := newAccessTokenCache()
+	c := newOpenedCache[string]()
 	c.put("k", []byte("sealed-1"), "token-1")
 	if tok, ok := c.get("k", []byte("sealed-1")); !ok || tok != "token-1" {
 		t.Fatalf("get with the same sealed bytes: %q %v", tok, ok)
@@ -28,7 +28,7 @@ func TestAccessTokenCacheMatchesSealedBytes(t *testing.T) {
 // The caller's sealed bytes are copied: changing them afterwards does not
 // make the cache answer for bytes it never opened.
 func TestAccessTokenCacheCopiesSealedBytes(t *testing.T) {
-	c := newAccessTokenCache()
+	c := newOpenedCache[string]()
 	sealed := []byte("sealed-1")
 	c.put("k", sealed, "token-1")
 	sealed[0] = 'X'
@@ -38,11 +38,11 @@ func TestAccessTokenCacheCopiesSealedBytes(t *testing.T) {
 }
 
 func TestAccessTokenCacheBounded(t *testing.T) {
-	c := newAccessTokenCache()
-	for i := range accessTokenCacheSize + 50 {
+	c := newOpenedCache[string]()
+	for i := range openedCacheSize + 50 {
 		c.put(fmt.Sprint(i), []byte("s"), "t")
 	}
-	if n := len(c.entries); n != accessTokenCacheSize {
-		t.Fatalf("%d entries, want %d", n, accessTokenCacheSize)
+	if n := len(c.entries); n != openedCacheSize {
+		t.Fatalf("%d entries, want %d", n, openedCacheSize)
 	}
 }
