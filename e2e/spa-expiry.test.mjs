@@ -5,10 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OPS, markPage } from './spa-harness.mjs';
+import { SHAPE } from './harness.mjs';
 
 const op = OPS.find((o) => o.name.startsWith('embedded'));
 
-test('the countdown warns on session-expiring and ends the app at zero', (t) => op.withStack(t, {
+// Timing of the BFF alone, the same in every deployment shape: run once.
+const once = SHAPE === 'http' ? {} : { skip: 'shape-independent; runs in the http shape' };
+
+test('the countdown warns on session-expiring and ends the app at zero', once, (t) => op.withStack(t, {
   accessTTL: 60,
   // session-expiring comes two minutes before the absolute timeout: at once here
   bffEnv: { BFF_ABSOLUTE_TIMEOUT: '10s', BFF_IDLE_TIMEOUT: '10s', BFF_TOUCH_INTERVAL: '5s' },

@@ -3,10 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OPS, markPage, screenshot } from './spa-harness.mjs';
-import { opStats, sleep } from './harness.mjs';
+import { opStats, sleep, SHAPE } from './harness.mjs';
 
 for (const op of OPS) {
-  test(`${op.name}: 5 s access tokens, 20 s of use, no error, no reload`, (t) => op.withStack(t, { accessTTL: 5 }, async (s) => {
+  // Refresh happens on the server, whatever the deployment shape: both OPs
+  // in the http shape, the embedded one in the https shapes (CI time).
+  const skip = SHAPE !== 'http' && op.name === 'oidc-provider' ? { skip: 'oidc-provider refresh runs in the http shape' } : {};
+  test(`${op.name}: 5 s access tokens, 20 s of use, no error, no reload`, skip, (t) => op.withStack(t, { accessTTL: 5 }, async (s) => {
     const { page, publicURL } = s;
     await op.login(s, 'alice');
     const failures = []; // from here on, signed in: no answer may fail
