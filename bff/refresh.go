@@ -187,14 +187,23 @@ func (s *Server) revokeUnused(ctx context.Context, sess *sessionstore.Session, g
 	}
 }
 
-// refreshGrant is the one call to the token endpoint, timed by result and
-// traced (grant type only, never a token).
+// refreshGrant is the one call to the token endpoint.
 func (s *Server) refreshGrant(ctx context.Context, refreshToken string) (*oauth2.Token, error) {
+	return s.timedRefresh(ctx, "refresh", func(callCtx context.Context) (*oauth2.Token, error) {
+		return s.idp.OAuth2.TokenSource(callCtx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	})
+}
+
+// timedRefresh makes one refresh-token grant call (call), bounded by
+// refreshTimeout, timed by result and traced (grant type only, never a
+// token). invalid_grant and unauthorized_client are errRefreshDenied; what
+// names the call in other errors.
+func (s *Server) timedRefresh(ctx context.Context, what string, call func(context.Context) (*oauth2.Token, error)) (*oauth2.Token, error) {
 	start := time.Now()
 	ctx, span := s.startSpan(ctx, "idp.token", attribute.String("oauth.grant_type", "refresh_token"))
 	callCtx, cancel := context.WithTimeout(s.idp.clientContext(ctx), refreshTimeout)
 	defer cancel()
-	tok, err := s.idp.OAuth2.TokenSource(callCtx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	tok, err := call(callCtx)
 	result := refreshOK
 	if err != nil {
 		var re *oauth2.RetrieveError
@@ -202,7 +211,7 @@ func (s *Server) refreshGrant(ctx context.Context, refreshToken string) (*oauth2
 			result, err = refreshRefused, fmt.Errorf("%w: %v", errRefreshDenied, describeTokenError(err))
 		} else {
 			s.metrics.refreshFailures.Inc()
-			result, err = refreshError, fmt.Errorf("refresh: %w", describeTokenError(err))
+			result, err = refreshError, fmt.Errorf("%s: %w", what, describeTokenError(err))
 		}
 	}
 	s.metrics.refreshDuration[result].Observe(time.Since(start).Seconds())

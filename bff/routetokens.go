@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/oauth2"
 
 	"github.com/bffproxy/bff/sessionstore"
@@ -310,12 +309,9 @@ func (s *Server) setSecrets(sess *sessionstore.Session, old sessionstore.Secrets
 	return nil
 }
 
-// refreshGrantFor is refreshGrant with the route's resource and scope.
+// refreshGrantFor is refreshGrant with the route's resource and scope,
+// which x/oauth2's refresh cannot send.
 func (s *Server) refreshGrantFor(ctx context.Context, refreshToken string, route Route) (*oauth2.Token, error) {
-	start := time.Now()
-	ctx, span := s.startSpan(ctx, "idp.token", attribute.String("oauth.grant_type", "refresh_token"))
-	callCtx, cancel := context.WithTimeout(s.idp.clientContext(ctx), refreshTimeout)
-	defer cancel()
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
 	if route.Resource != "" {
 		form.Set("resource", route.Resource)
@@ -323,19 +319,7 @@ func (s *Server) refreshGrantFor(ctx context.Context, refreshToken string, route
 	if len(route.Scopes) > 0 {
 		form.Set("scope", strings.Join(route.Scopes, " "))
 	}
-	tok, err := s.tokenRequest(callCtx, form)
-	result := refreshOK
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "unauthorized_client") {
-			result, err = refreshRefused, fmt.Errorf("%w: %v", errRefreshDenied, describeTokenError(err))
-		} else {
-			s.metrics.refreshFailures.Inc()
-			result, err = refreshError, fmt.Errorf("refresh for %s: %w", route.Prefix, describeTokenError(err))
-		}
-	}
-	s.metrics.refreshDuration[result].Observe(time.Since(start).Seconds())
-	span.SetAttributes(attribute.String("bff.refresh.result", refreshResults[result]))
-	endSpan(span, err)
-	return tok, err
+	return s.timedRefresh(ctx, "refresh for "+route.Prefix, func(callCtx context.Context) (*oauth2.Token, error) {
+		return s.tokenRequest(callCtx, form)
+	})
 }
