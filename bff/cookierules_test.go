@@ -11,9 +11,10 @@ import (
 )
 
 // TestEverySetCookieObeysPrefixRules drives every path that emits a cookie —
-// login (sets a login-state cookie), callback (drops it, sets the session
-// cookie), a failed callback (drops its login-state cookie), a second login
-// (replaces the session) and logout (expires the session cookie) — and checks
+// login (sets a login-state cookie, drops stale and surplus ones), callback
+// (drops it, sets the session cookie), a failed callback (drops its
+// login-state cookie), a second login (replaces the session), logout and
+// signing this device out (expire the session cookie) — and checks
 // each Set-Cookie against the RFC 6265bis prefix rules, for an http and an
 // https public URL. Browsers silently drop a cookie that breaks them, and
 // only over https, which a cookie jar without those rules would never show.
@@ -50,6 +51,33 @@ func TestEverySetCookieObeysPrefixRules(t *testing.T) {
 				t.Fatalf("logout: %d", resp.StatusCode)
 			}
 
+			// A login state that no longer opens, and more pending sign-ins
+			// than a browser may hold: /bff/login drops both kinds.
+			prefix := "bff-login-"
+			if scheme == "https" {
+				prefix = "__Host-bff-login-"
+			}
+			public, _ := url.Parse(st.bff.URL + "/")
+			b.Jar.SetCookies(public, []*http.Cookie{{Name: prefix + "stale0123456789a", Value: "not-sealed", Path: "/"}})
+			for range 6 {
+				if resp := b.get(t, "/bff/login?returnTo=/", nil); resp.StatusCode != http.StatusFound {
+					t.Fatalf("pending sign-in: %d", resp.StatusCode)
+				}
+			}
+
+			// Signing this device out from "your devices" expires its cookie.
+			b.mustLogin(t, "alice")
+			resp = b.api(t, "/bff/user")
+			var again struct {
+				SID string `json:"sid"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&again); err != nil || again.SID == "" {
+				t.Fatalf("/bff/user after the last login: %d %v", resp.StatusCode, err)
+			}
+			if resp := b.do(t, http.MethodDelete, st.bff.URL+"/bff/sessions/"+url.PathEscape(again.SID), csrf()); resp.StatusCode != http.StatusOK {
+				t.Fatalf("DELETE own device: %d %s", resp.StatusCode, readBody(t, resp))
+			}
+
 			seen := map[string]bool{}
 			b.mu.Lock()
 			responses := append([]recorded(nil), b.responses...)
@@ -72,13 +100,21 @@ func TestEverySetCookieObeysPrefixRules(t *testing.T) {
 						// the cookie (session fixation, login CSRF).
 						t.Errorf("%s: Set-Cookie %q lacks the __Host- prefix over https", pathOf(r.url), redactCookie(line))
 					}
-					seen[cookieKind(c)] = true
+					seen[emitter(r.url)+": "+cookieKind(c)] = true
 				}
 			}
-			// The rules above are only as good as the cookies they saw.
-			for _, kind := range []string{"session set", "session deleted", "login set", "login deleted"} {
+			// The rules above are only as good as the cookies they saw: every
+			// place that emits a cookie must have been reached.
+			for _, kind := range []string{
+				"/bff/login: login set",
+				"/bff/login: login deleted", // stale or one too many
+				"/bff/callback: login deleted",
+				"/bff/callback: session set",
+				"/bff/logout: session deleted",
+				"/bff/sessions/{handle}: session deleted",
+			} {
 				if !seen[kind] {
-					t.Errorf("no Set-Cookie of kind %q was emitted; saw %v", kind, seen)
+					t.Errorf("no Set-Cookie %q was emitted; saw %v", kind, seen)
 				}
 			}
 		})
@@ -127,6 +163,15 @@ func redactCookie(line string) string {
 	name, rest, _ := strings.Cut(line, "=")
 	_, attrs, _ := strings.Cut(rest, ";")
 	return name + "=…;" + attrs
+}
+
+// emitter names the route a response came from.
+func emitter(raw string) string {
+	p := pathOf(raw)
+	if strings.HasPrefix(p, "/bff/sessions/") {
+		return "/bff/sessions/{handle}"
+	}
+	return p
 }
 
 func pathOf(raw string) string {
