@@ -363,6 +363,9 @@ async function startStackOnce(opts) {
   stack.adminToken = adminToken;
 
   try {
+    // First, while its port is still free: ports picked by freePorts() can be
+    // taken by any outgoing connection once the OP and the BFF are busy.
+    stack.proxy = await sh.startProxy();
     const op = new Proc('op', process.execPath, [
       path.join(here, 'op.mjs'), '--port', String(opPort), '--public', publicURL,
       '--client-id', CLIENT_ID, '--client-secret', CLIENT_SECRET, '--api-secret', API_SECRET,
@@ -417,7 +420,6 @@ async function startStackOnce(opts) {
       await sleep(100);
     }
 
-    stack.proxy = await sh.startProxy();
 
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     stack.context = await stack.browser.newContext(stack.contextOptions);

@@ -56,6 +56,9 @@ async function startEmbeddedStack(opts = {}) {
     adminURL: `http://127.0.0.1:${adminPort}`, adminToken, controlURL: `http://127.0.0.1:${controlPort}`,
   };
   try {
+    // First, while its port is still free: ports picked by freePorts() can be
+    // taken by any outgoing connection once the OP and the BFF are busy.
+    stack.proxy = await sh.startProxy();
     const bin = bffBinary();
     const op = new Proc('op', bin, [
       'dev', '--op-only', '--op-listen', `127.0.0.2:${opPort}`, '--api-listen', '127.0.0.1:0',
@@ -103,7 +106,6 @@ async function startEmbeddedStack(opts = {}) {
       }
     };
     await stack.startBFF();
-    stack.proxy = await sh.startProxy();
     stack.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     const { context, page } = await newBrowserContext(stack, 'main');
     stack.context = context;
