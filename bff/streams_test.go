@@ -92,20 +92,7 @@ func TestProxyStreamNoticesAnEndedSessionOnHeartbeat(t *testing.T) {
 	}})
 	b := st.newBrowser(t)
 	b.mustLogin(t, "alice")
-	s := b.openStream(t, "/api/events?interval=50ms", csrf())
-	s.waitLine(t, "data:", 3*time.Second)
-	ws, _, err := b.dialWS(t)
-	if err != nil {
-		t.Fatalf("WebSocket: %v", err)
-	}
-	defer ws.CloseNow()
-	wsEnded := make(chan time.Time, 1)
-	go func() {
-		_, _, err := ws.Read(context.Background())
-		if err != nil {
-			wsEnded <- time.Now()
-		}
-	}()
+	s, wsEnded := b.openStreams(t)
 
 	list, err := st.store.ListBySubject(t.Context(), "user-alice")
 	if err != nil || len(list) != 1 {
@@ -115,17 +102,47 @@ func TestProxyStreamNoticesAnEndedSessionOnHeartbeat(t *testing.T) {
 	if _, err := st.store.Delete(t.Context(), list[0].Key, tombstone()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	assertStreamsCut(t, s, wsEnded, time.Now(), "the session ended", "within about one heartbeat (200ms)")
+}
+
+// openStreams opens two proxied streams of the browser's session: the demo
+// API's event stream (read up to its first event) and its WebSocket echo.
+// The channel gets the time the WebSocket ended.
+func (b *browser) openStreams(t *testing.T) (*stream, <-chan time.Time) {
+	t.Helper()
+	s := b.openStream(t, "/api/events?interval=50ms", csrf())
+	s.waitLine(t, "data:", 3*time.Second)
+	ws, _, err := b.dialWS(t)
+	if err != nil {
+		t.Fatalf("WebSocket: %v", err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	ended := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				ended <- time.Now()
+				return
+			}
+		}
+	}()
+	return s, ended
+}
+
+// assertStreamsCut checks that both streams of openStreams end within two
+// seconds of start, when what happened.
+func assertStreamsCut(t *testing.T, s *stream, wsEnded <-chan time.Time, start time.Time, what, want string) {
+	t.Helper()
 	if d := s.waitEnd(t, start, 5*time.Second); d > 2*time.Second {
-		t.Errorf("stream cut %v after the session ended, want within about one heartbeat (200ms)", d)
+		t.Errorf("event stream cut %v after %s, want %s", d, what, want)
 	}
 	select {
 	case at := <-wsEnded:
 		if d := at.Sub(start); d > 2*time.Second {
-			t.Errorf("WebSocket cut %v after the session ended, want within about one heartbeat (200ms)", d)
+			t.Errorf("WebSocket cut %v after %s, want %s", d, what, want)
 		}
 	case <-time.After(5 * time.Second):
-		t.Error("WebSocket still open 5s after its session ended")
+		t.Errorf("WebSocket still open 5s after %s", what)
 	}
 }
 
