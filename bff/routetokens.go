@@ -44,12 +44,15 @@ type routeToken struct {
 // routeTokenSet is the opened Session.RouteTokens, by Route.tokenKey.
 type routeTokenSet map[string]routeToken
 
-// routeTokensFormat is the first byte of an encoded routeTokenSet.
-const routeTokensFormat = 1
+// routeTokensFormat is the first byte of an encoded routeTokenSet. A set
+// of another format does not open, and its tokens are simply fetched anew.
+const routeTokensFormat = 2
 
 // encode writes the set: the format byte, a uvarint count, then per token
 // its key (uvarint length and bytes), issue and expiry times (varint Unix
-// seconds) and the token packed by tokenpack (uvarint length and bytes).
+// milliseconds: with seconds, a token of a few seconds would look due a
+// second early, and be fetched again) and the token packed by tokenpack
+// (uvarint length and bytes).
 func (set routeTokenSet) encode() []byte {
 	b := []byte{routeTokensFormat}
 	b = binary.AppendUvarint(b, uint64(len(set)))
@@ -63,8 +66,8 @@ func (set routeTokenSet) encode() []byte {
 		t := set[k]
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
-		b = binary.AppendVarint(b, t.issued.Unix())
-		b = binary.AppendVarint(b, t.expiresAt.Unix())
+		b = binary.AppendVarint(b, t.issued.UnixMilli())
+		b = binary.AppendVarint(b, t.expiresAt.UnixMilli())
 		packed := tokenpack.Pack(t.value)
 		b = binary.AppendUvarint(b, uint64(len(packed)))
 		b = append(b, packed...)
@@ -120,7 +123,7 @@ func decodeRouteTokens(b []byte) (routeTokenSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("route tokens: %w", err)
 		}
-		set[string(k)] = routeToken{value: token, issued: time.Unix(issued, 0), expiresAt: time.Unix(expires, 0)}
+		set[string(k)] = routeToken{value: token, issued: time.UnixMilli(issued), expiresAt: time.UnixMilli(expires)}
 	}
 	if len(b) > 0 {
 		return nil, bad
