@@ -23,7 +23,8 @@
 //     version of the BFF is refused rather than guessed at.
 //
 // The Notifier is in-process (sessionstore.Broadcaster): a database file is
-// served by one BFF process, so there is no other instance to tell.
+// served by one BFF process, so there is no other instance to tell. Open
+// refuses a file that another process holds (see claimFile).
 package sqlite
 
 import (
@@ -74,6 +75,7 @@ type Store struct {
 	writer *sql.DB // exactly one connection: all writes are serialized here
 	reader *sql.DB // read-only pool
 
+	release   func() error // gives up the claim on the file (see claimFile)
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -94,6 +96,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, err
 	}
+	release, err := claimFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s.release = release
+	return s, nil
+}
+
+// open is Open once the file is this process's.
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -116,8 +133,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	// One process serves a database file, so any lock found at start-up was
-	// held by a process that died (a crash mid-refresh); honouring it would
+	// One process serves a database file (claimFile), so any lock found at
+	// start-up was held by a process that died (a crash mid-refresh); honouring it would
 	// stall that session's refresh until the lock expired.
 	if _, err := writer.ExecContext(ctx, `DELETE FROM locks`); err != nil {
 		writer.Close()
@@ -226,7 +243,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.purger.Stop()
-		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
+		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close(), s.release())
 	})
 	return s.closeErr
 }
