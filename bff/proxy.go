@@ -53,9 +53,11 @@ func (s *Server) proxy(route Route) http.Handler {
 			if resp.Request.Header.Get("Authorization") != "" {
 				privateCacheControl(resp.Header)
 			}
-			if su, ok := upstreamStepUp(resp); ok {
+			if su, ok := upstreamStepUp(resp); ok && route.Token != TokenClient && route.Token != TokenNone {
 				// The API wants a stronger or more recent sign-in: the SPA
 				// gets the BFF's step_up_required, never the API's body.
+				// (On a route without the user's token a sign-in would not
+				// help: the API's answer passes as any other.)
 				return errStepUpRequired(su, fmt.Errorf("route %s: upstream asks for step-up", route.Prefix))
 			}
 			if call, _ := resp.Request.Context().Value(proxyCallKey{}).(*proxyCall); call != nil && isStream(resp) {

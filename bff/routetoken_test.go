@@ -121,3 +121,19 @@ func TestOptionalRouteWorksSignedOutAndCarriesTheUsersTokenSignedIn(t *testing.T
 		t.Errorf("user route after logout: status %d, want 401", resp.StatusCode)
 	}
 }
+
+// A client route's API asking for step-up is answered as it is: a sign-in
+// would not change the application's token.
+func TestClientRouteStepUpChallengePassesThrough(t *testing.T) {
+	challenge := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_user_authentication", acr_values="urn:x"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	st := mustStartStack(t, stackOptions{upstream: challenge, configure: func(cfg *bff.Config) {
+		cfg.Routes[0].Token = bff.TokenClient
+	}})
+	resp := st.newBrowser(t).api(t, "/api/x")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Errorf("client route: %d %q, want the API's own 401", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
