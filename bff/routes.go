@@ -8,7 +8,8 @@ import (
 // routes is the whole browser-facing surface and the guard on each route.
 // The guards are wrappers, outermost first:
 //
-//	requireCSRF     X-CSRF: 1 header, and not Sec-Fetch-Site: cross-site
+//	requireCSRF     X-CSRF: 1 header (a WebSocket upgrade: Origin is the
+//	                public origin), and not Sec-Fetch-Site: cross-site
 //	requireStream   not cross-site; Origin, when sent, is the public origin
 //	requireSession  a live session cookie (401 contract otherwise)
 //	perAddress      a budget per client address (BFF_LOGIN_RATE_LIMIT), 429 beyond
@@ -40,7 +41,7 @@ func (s *Server) routes() http.Handler {
 	for _, route := range s.cfg.Routes {
 		// Any method: the route's own method list is checked by the proxy,
 		// so a refused method is a JSON 405 rather than the SPA.
-		mux.Handle(route.Prefix, s.requireCSRF(s.proxy(route))) // session after attach, if token=user
+		mux.Handle(route.Prefix, s.requireCSRF(s.proxy(route))) // session after attach, unless token=client or none
 		// The prefix without its slash is outside the route: 404, where
 		// ServeMux would otherwise redirect it into the route.
 		mux.Handle(strings.TrimSuffix(route.Prefix, "/"), s.handle(notFound))
