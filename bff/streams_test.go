@@ -17,8 +17,8 @@ import (
 )
 
 // killOnGet ends a session through the admin API right after a request has
-// read it from the store: the moment between loading a session and
-// attaching to it in which a kill used to go unnoticed.
+// read it from the store: a kill between reading the session and proxying,
+// which the request must still notice.
 type killOnGet struct {
 	sessionstore.Store
 	armed atomic.Bool
