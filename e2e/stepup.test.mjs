@@ -4,13 +4,14 @@
 // confirmed sign-in keeps the session and lets the call through. A sign-in
 // whose acr is not one asked for is refused at the callback. prompt passes
 // through, and prompt=none without an OP session comes back with
-// login=required.
+// login=required. E2E_SCREENSHOTS=1 writes docs/screenshots/step-up.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   withStack, browserLogin, pageFetch, opStats,
   ACR_PASSWORD, ACR_CONFIRMED, CONFIRMED_MAX_AGE, UPSTREAM_ONLY,
 } from './harness.mjs';
+import { screenshot } from './spa-harness.mjs';
 
 /** Signs in at the OP's login form, wherever the page is on its way there. */
 async function opLoginForm(s, page, login = 'alice') {
@@ -36,6 +37,7 @@ test('an API asks for step-up: "confirm it\'s you", the same session at the high
   await page.click('#confirmed');
   const button = page.locator('#step-up a', { hasText: "Confirm it's you" });
   await button.waitFor({ timeout: 10000 });
+  await screenshot(page.locator('#confirmed-card'), 'step-up');
 
   assert.equal(answers.length, 1);
   assert.equal(answers[0].status, 401);
