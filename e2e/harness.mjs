@@ -494,7 +494,12 @@ export async function stopStack(stack, failed = false) {
  * Use: test('name', (t) => withStack(t, opts, async (s) => {...}))
  */
 export async function withStack(t, opts, body) {
-  const stack = await startStack(opts);
+  return withStackFrom(startStack, opts, body);
+}
+
+/** withStack for a stack started by another starter (e.g. the embedded OP's). */
+export async function withStackFrom(start, opts, body) {
+  const stack = await start(opts);
   let failed = true;
   try {
     await body(stack);

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
   Proc, freePorts, sleep, CHROMIUM, CHROMIUM_ARGS, bffBinary, stopStack, dumpLogs, SHAPE, shapeConfig,
-  withStack as withOidcProviderStack, browserLogin as oidcProviderLogin, issuedTokens,
+  withStack as withOidcProviderStack, withStackFrom, browserLogin as oidcProviderLogin, issuedTokens,
 } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -117,16 +117,8 @@ async function startEmbeddedStack(opts = {}) {
   return stack;
 }
 
-async function withEmbeddedStack(t, opts, body) {
-  const stack = await startEmbeddedStack(opts);
-  let failed = true;
-  try {
-    await body(stack);
-    failed = false;
-  } finally {
-    if (process.env.E2E_VERBOSE) dumpLogs(stack, '(verbose)');
-    await stopStack(stack, failed);
-  }
+function withEmbeddedStack(t, opts, body) {
+  return withStackFrom(startEmbeddedStack, opts, body);
 }
 
 /** Sign in through the embedded OP's form, starting from the app's button. */

@@ -202,13 +202,9 @@ func loginThroughput(ctx context.Context, st *stack, o *options, out io.Writer) 
 	if err := st.ensureUpstream(ctx); err != nil {
 		return false, err
 	}
-	var addrs []string
-	for range o.stores {
-		a, err := freeAddr()
-		if err != nil {
-			return false, err
-		}
-		addrs = append(addrs, a)
+	addrs, err := freeAddrs(len(o.stores))
+	if err != nil {
+		return false, err
 	}
 	if err := st.startOP(ctx, time.Hour, addrs, nil); err != nil {
 		return false, err

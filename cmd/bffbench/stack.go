@@ -242,6 +242,19 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// freeAddrs reserves n loopback addresses.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
 // bffProc is one `bff serve` process.
 type bffProc struct {
 	name   string

@@ -36,13 +36,9 @@ func throughput(ctx context.Context, st *stack, o *options, out io.Writer) (bool
 	if err != nil {
 		return false, err
 	}
-	var addrs []string
-	for range o.stores {
-		a, err := freeAddr()
-		if err != nil {
-			return false, err
-		}
-		addrs = append(addrs, a)
+	addrs, err := freeAddrs(len(o.stores))
+	if err != nil {
+		return false, err
 	}
 	if err := st.startOP(ctx, time.Hour, addrs, nil); err != nil {
 		return false, err
