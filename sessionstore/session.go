@@ -1,8 +1,10 @@
 package sessionstore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/bffproxy/bff/sessionstore/internal/ids"
@@ -61,6 +63,18 @@ type Session struct {
 
 	// Version increases with every Update; Update is a compare-and-swap on it.
 	Version int64
+}
+
+// Clone copies s deeply enough that the copy's claims and sealed tokens
+// may be changed without changing s. Stores that keep decoded records use
+// it to hand out copies.
+func (s *Session) Clone() *Session {
+	cp := *s
+	cp.Claims = maps.Clone(s.Claims)
+	cp.AccessToken = bytes.Clone(s.AccessToken)
+	cp.Secrets = bytes.Clone(s.Secrets)
+	cp.RouteTokens = bytes.Clone(s.RouteTokens)
+	return &cp
 }
 
 // Secrets is the part of a token set that only refresh and logout need.

@@ -6,8 +6,9 @@
 // it behaves the same in production:
 //
 //   - records are kept encoded with sessionstore.Encode, so the memory backend
-//     exercises the same encoding, size limit and validation as the others,
-//     and a *Session handed out is always a fresh copy that the caller may
+//     exercises the same encoding, size limit and validation as the others
+//     (the record is decoded once after each write and kept beside it), and
+//     a *Session handed out is always a fresh copy that the caller may
 //     change freely;
 //   - expiry is checked on every read, so an expired session is never
 //     returned, and a purge goroutine frees the memory of expired entries;
@@ -81,7 +82,10 @@ type entry struct {
 	expires                   time.Time
 	version                   int64
 	record                    []byte
-	index                     int // position in byExpiry
+	// decoded is record decoded (nil until first read after a write);
+	// never handed out, only copies of it.
+	decoded *sessionstore.Session
+	index   int // position in byExpiry
 }
 
 type tombstone struct {

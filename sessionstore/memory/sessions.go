@@ -11,8 +11,19 @@ import (
 	"github.com/bffproxy/bff/sessionstore"
 )
 
+// decode returns a copy of the entry's session. The record is decoded once
+// per write and kept; every caller gets its own copy, which is cheaper than
+// decoding on every read (the hot path reads the session on every request).
+// Callers hold mu.
 func (e *entry) decode() (*sessionstore.Session, error) {
-	return sessionstore.Decode(e.key, e.version, e.record)
+	if e.decoded == nil {
+		sess, err := sessionstore.Decode(e.key, e.version, e.record)
+		if err != nil {
+			return nil, err
+		}
+		e.decoded = sess
+	}
+	return e.decoded.Clone(), nil
 }
 
 // Create stores a new session with Version 1. When the store is full it
@@ -118,7 +129,7 @@ func (s *Store) Update(_ context.Context, sess *sessionstore.Session) error {
 		return fmt.Errorf("memory: update session: identity fields changed: %w", sessionstore.ErrInvalid)
 	}
 	e.version++
-	e.record = rec
+	e.record, e.decoded = rec, nil
 	e.created = sess.CreatedAt
 	s.setExpiry(e, sess.ExpiresAt, now)
 	sess.Version = e.version
@@ -157,7 +168,7 @@ func (s *Store) Touch(_ context.Context, key string, lastSeen, expiresAt time.Ti
 	if err != nil {
 		return fmt.Errorf("memory: touch session: %w", err)
 	}
-	e.record = rec
+	e.record, e.decoded = rec, nil
 	s.setExpiry(e, expiresAt, now)
 	return nil
 }

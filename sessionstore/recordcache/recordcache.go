@@ -10,9 +10,7 @@
 package recordcache
 
 import (
-	"bytes"
 	"context"
-	"maps"
 	"sync"
 	"time"
 
@@ -55,7 +53,7 @@ func (c *Store) Get(ctx context.Context, key string) (*sessionstore.Session, err
 	if s, ok := c.records[key]; ok {
 		if s.Live(c.now()) {
 			c.mu.Unlock()
-			return clone(s), nil
+			return s.Clone(), nil
 		}
 		delete(c.records, key)
 	}
@@ -66,7 +64,7 @@ func (c *Store) Get(ctx context.Context, key string) (*sessionstore.Session, err
 	if err != nil {
 		return nil, err
 	}
-	cp := clone(s)
+	cp := s.Clone()
 	c.mu.Lock()
 	if c.changes == seen {
 		if len(c.records) >= c.size {
@@ -79,17 +77,6 @@ func (c *Store) Get(ctx context.Context, key string) (*sessionstore.Session, err
 	}
 	c.mu.Unlock()
 	return s, nil
-}
-
-// clone copies a record deeply enough that the caller may change any of
-// it (its claims, its sealed tokens) without changing the cached copy.
-func clone(s *sessionstore.Session) *sessionstore.Session {
-	cp := *s
-	cp.Claims = maps.Clone(s.Claims)
-	cp.AccessToken = bytes.Clone(s.AccessToken)
-	cp.Secrets = bytes.Clone(s.Secrets)
-	cp.RouteTokens = bytes.Clone(s.RouteTokens)
-	return &cp
 }
 
 func (c *Store) invalidate(key string) {
