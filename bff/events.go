@@ -17,8 +17,8 @@ import (
 // "server-shutdown" when this instance is going away: the tab reconnects
 // (to another instance) instead of taking the dropped stream for an error.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	ctx, att, sess, detach, err := s.attachSession(r, true)
-	defer detach()
+	ctx, att, sess, err := s.attachSession(r, true)
+	defer att.detach()
 	if err != nil {
 		return err
 	}

@@ -20,10 +20,12 @@ type hub struct {
 // attachment is one open request of a session. A proxied request is ended
 // by cancelling its context (ReverseProxy then closes the upstream and
 // hijacked connections); an event stream receives the event first so it can
-// tell its tab why.
+// tell its tab why. It is one allocation per request, with its methods
+// instead of closures: it is made on every proxied call.
 type attachment struct {
+	h      *hub
 	key    string // the session's store key
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	ended  chan sessionstore.Event // nil for proxied requests
 }
 
@@ -41,17 +43,16 @@ func sessionCut(ctx context.Context) bool {
 }
 
 // attach binds ctx to the session under key. The returned context ends, with
-// the cause errSessionCut, when the session is ended; detach must be called
-// when the request is done.
+// the cause errSessionCut, when the session is ended; the attachment's
+// detach must be called when the request is done.
 //
 // Attach before reading the session, then read it: a kill that comes after
 // the attach cuts the request, and one that came before is seen by the read.
 // The other order leaves a moment in which a kill is missed and a stream
 // opened in it would outlive its session.
-func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.Context, *attachment, func()) {
+func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.Context, *attachment) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
-	cancel := func() { cancelCause(errSessionCut) }
-	a := &attachment{key: key, cancel: cancel}
+	a := &attachment{h: h, key: key, cancel: cancelCause}
 	if wantEvent {
 		a.ended = make(chan sessionstore.Event, 1)
 	}
@@ -63,32 +64,43 @@ func (h *hub) attach(ctx context.Context, key string, wantEvent bool) (context.C
 	}
 	set[a] = struct{}{}
 	h.mu.Unlock()
-	detach := func() {
-		h.mu.Lock()
-		if set := h.byKey[key]; set != nil {
-			delete(set, a)
-			if len(set) == 0 {
-				delete(h.byKey, key)
-			}
-		}
-		h.mu.Unlock()
-		cancelCause(nil)
+	return ctx, a
+}
+
+// cut ends the request as its session's end does.
+func (a *attachment) cut() { a.cancel(errSessionCut) }
+
+// detach unbinds the request from its session and releases its context.
+// A nil attachment (no session cookie) has nothing to detach.
+func (a *attachment) detach() {
+	if a == nil {
+		return
 	}
-	return ctx, a, detach
+	h := a.h
+	h.mu.Lock()
+	if set := h.byKey[a.key]; set != nil {
+		delete(set, a)
+		if len(set) == 0 {
+			delete(h.byKey, a.key)
+		}
+	}
+	h.mu.Unlock()
+	a.cancel(nil)
 }
 
 // attachSession binds the request to the session named by its cookie, then
 // reads the session, in that order (see hub.attach). The context ends when
-// the session is ended; detach must be called once the request is done,
-// also when err is not nil. No cookie, or no live session, is the 401.
-func (s *Server) attachSession(r *http.Request, wantEvent bool) (ctx context.Context, att *attachment, sess *sessionstore.Session, detach func(), err error) {
+// the session is ended; att.detach must be called once the request is
+// done, also when err is not nil (att is nil when there is no cookie).
+// No cookie, or no live session, is the 401.
+func (s *Server) attachSession(r *http.Request, wantEvent bool) (ctx context.Context, att *attachment, sess *sessionstore.Session, err error) {
 	key, err := s.sessionKey(r)
 	if err != nil {
-		return r.Context(), nil, nil, func() {}, err
+		return r.Context(), nil, nil, err
 	}
-	ctx, att, detach = s.hub.attach(r.Context(), key, wantEvent)
+	ctx, att = s.hub.attach(r.Context(), key, wantEvent)
 	sess, err = s.loadSessionKey(ctx, key)
-	return ctx, att, sess, detach, err
+	return ctx, att, sess, err
 }
 
 // end cuts every open request of the session named by ev.
@@ -105,7 +117,7 @@ func (h *hub) end(ev sessionstore.Event) {
 			}
 			continue
 		}
-		a.cancel()
+		a.cut()
 	}
 }
 

@@ -91,42 +91,45 @@ func (s *Server) proxy(route Route) http.Handler {
 				call.release()
 			}
 		}()
+		ctx := r.Context()
 		switch route.Token {
 		case TokenClient:
-			token, err := s.routeClientToken(r.Context(), route)
+			token, err := s.routeClientToken(ctx, route)
 			if err != nil {
 				return err
 			}
 			call.token = token
 		case TokenUser, TokenOptional, TokenExchange:
-			ctx, detach, err := s.userToken(r, route, call)
-			defer detach()
+			userCtx, att, err := s.userToken(r, route, call)
+			defer att.detach()
 			if err != nil {
 				return err
 			}
-			r = r.WithContext(ctx)
+			ctx = userCtx
 		}
 		if call.cut == nil {
 			// A stream without a session can still be cut, by Drain.
-			ctx, cancel := context.WithCancel(r.Context())
+			cutCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			r, call.cut = r.WithContext(ctx), cancel
+			ctx, call.cut = cutCtx, cancel
 		}
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyCallKey{}, call)))
+		// One copy of the request, with everything its context needs.
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, proxyCallKey{}, call)))
 		return nil
 	})
 }
 
 // userToken fills call with the user's session and access token for a
 // token=user or token=optional route, and returns the request's context
-// bound to that session (ending it cuts the request) and the function
-// that unbinds it. On a token=optional route a request without a live
-// session goes on without a token; on a token=user route it is the 401.
-func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (context.Context, func(), error) {
-	ctx, att, sess, detach, err := s.attachSession(r, false)
+// bound to that session (ending it cuts the request) and the attachment
+// whose detach unbinds it (nil-safe: call it also when err is not nil).
+// On a token=optional route a request without a live session goes on
+// without a token; on a token=user route it is the 401.
+func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (context.Context, *attachment, error) {
+	ctx, att, sess, err := s.attachSession(r, false)
 	if err != nil && route.Token == TokenOptional && signedOut(err) {
-		detach()
-		return r.Context(), func() {}, nil
+		att.detach()
+		return r.Context(), nil, nil
 	}
 	if err == nil && !acrSatisfies(route.ACR, sess.Claims["acr"]) {
 		err = errStepUpRequired(stepUp{ACRValues: route.ACR, MaxAge: -1},
@@ -140,14 +143,14 @@ func (s *Server) userToken(r *http.Request, route Route, call *proxyCall) (conte
 		}
 	}
 	if att != nil && sessionCut(ctx) {
-		return nil, detach, s.endedError(context.WithoutCancel(ctx), att.key)
+		return nil, att, s.endedError(context.WithoutCancel(ctx), att.key)
 	}
 	if err != nil {
-		return nil, detach, err
+		return nil, att, err
 	}
 	s.touch(ctx, sess)
-	call.sess, call.cut = sess, att.cancel
-	return ctx, detach, nil
+	call.sess, call.cut = sess, att.cut
+	return ctx, att, nil
 }
 
 // signedOut reports whether err says the request has no live session (the
