@@ -134,7 +134,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		static:      deps.Static,
 		hub:         newHub(),
 		streams:     newStreamLimits(cfg.MaxStreams, cfg.MaxSessionStreams),
-		transport:   newUpstreamTransport(cfg.UpstreamTimeout),
+		transport:   NewUpstreamTransport(cfg.UpstreamTimeout),
 		metrics:     m,
 		registry:    reg,
 		tracer:      tracer,
@@ -163,10 +163,12 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// newUpstreamTransport is shared by every proxied route. Go's default keeps
+// NewUpstreamTransport is shared by every proxied route. Go's default keeps
 // two idle connections per host, which under load makes most requests dial a
-// new connection; the BFF keeps enough for its concurrency.
-func newUpstreamTransport(headerTimeout time.Duration) *http.Transport {
+// new connection; the BFF keeps enough for its concurrency. It is exported so
+// that a baseline proxy measured against the BFF (cmd/bffbench) dials its
+// upstream exactly as the BFF does.
+func NewUpstreamTransport(headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // upstreams are reached directly; an env proxy would see tokens
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

@@ -60,6 +60,12 @@ type cluster struct {
 	timer *tokenTimer
 }
 
+// stop stops both instances.
+func (c *cluster) stop() {
+	c.a.stop()
+	c.b.stop()
+}
+
 func startCluster(ctx context.Context, st *stack, o *options, atLifetime, tokenDelay time.Duration) (*cluster, error) {
 	if err := st.ensureUpstream(ctx); err != nil {
 		return nil, err
@@ -141,8 +147,7 @@ func refreshStorm(ctx context.Context, st *stack, o *options, out io.Writer) (bo
 	if err != nil {
 		return false, err
 	}
-	defer c.a.stop()
-	defer c.b.stop()
+	defer c.stop()
 	cookie, err := st.login(ctx, c.a.listen, "alice", "alice-pass")
 	if err != nil {
 		return false, err
@@ -194,8 +199,7 @@ func killLatency(ctx context.Context, st *stack, o *options, out io.Writer) (boo
 	if err != nil {
 		return false, err
 	}
-	defer c.a.stop()
-	defer c.b.stop()
+	defer c.stop()
 	var kills, refused []time.Duration
 	served := 0
 	for range n {
@@ -253,8 +257,7 @@ func refreshAhead(ctx context.Context, st *stack, o *options, out io.Writer) (bo
 	if err != nil {
 		return false, err
 	}
-	defer c.a.stop()
-	defer c.b.stop()
+	defer c.stop()
 	cookie, err := st.login(ctx, c.a.listen, "alice", "alice-pass")
 	if err != nil {
 		return false, err

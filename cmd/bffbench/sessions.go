@@ -83,8 +83,7 @@ func killUserCost(ctx context.Context, st *stack, o *options, out io.Writer) (bo
 	if err != nil {
 		return false, err
 	}
-	defer c.a.stop()
-	defer c.b.stop()
+	defer c.stop()
 	store, err := redis.Open(ctx, o.redisURL, redis.Options{})
 	if err != nil {
 		return false, err
@@ -140,8 +139,7 @@ func redisMemory(ctx context.Context, st *stack, o *options, out io.Writer) (boo
 	if err != nil {
 		return false, err
 	}
-	defer c.a.stop()
-	defer c.b.stop()
+	defer c.stop()
 	opts, err := goredis.ParseURL(o.redisURL)
 	if err != nil {
 		return false, fmt.Errorf("redis URL: %w", err)

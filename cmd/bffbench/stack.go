@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bffproxy/bff/bff"
 	"github.com/bffproxy/bff/bff/devstack"
 	"github.com/bffproxy/bff/internal/syncbuf"
 )
@@ -91,17 +92,7 @@ func bareProxy(upstream string) (http.Handler, error) {
 			pr.SetURL(up)
 			pr.SetXForwarded()
 		},
-		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
+		Transport: bff.NewUpstreamTransport(bff.DefaultConfig().UpstreamTimeout),
 	}, nil
 }
 
