@@ -386,24 +386,11 @@ async function startStackOnce(opts) {
 
     const bin = bffBinary();
     const keys = execFileSync(bin, ['keygen']).toString().trim();
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME ?? os.tmpdir(),
-      BFF_ISSUER: opURL,
-      BFF_CLIENT_ID: CLIENT_ID,
-      BFF_CLIENT_SECRET: CLIENT_SECRET,
-      BFF_PUBLIC_URL: publicURL,
-      BFF_LISTEN: `127.0.0.1:${bffPort}`,
-      BFF_STORE: 'memory:',
-      BFF_KEYS: keys,
-      BFF_ROUTES: [`/api/=${stack.upstream.url}`, ...(opts.routes ?? [])].join(','),
-      BFF_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      BFF_ADMIN_TOKEN: adminToken,
-      BFF_LOG_LEVEL: 'debug',
-      BFF_ACCESS_LOG: 'true',
-      ...sh.bffEnv,
-      ...(opts.bffEnv ?? {}),
-    };
+    const env = bffServeEnv({
+      issuer: opURL, clientID: CLIENT_ID, clientSecret: CLIENT_SECRET, publicURL, bffPort, adminPort,
+      adminToken, keys, routes: [`/api/=${stack.upstream.url}`, ...(opts.routes ?? [])].join(','),
+      shapeEnv: sh.bffEnv, extra: opts.bffEnv,
+    });
     const bff = new Proc('bff', bin, ['serve'], env);
     stack.procs.push(bff);
     stack.bff = bff;
@@ -487,6 +474,31 @@ export async function stopStack(stack, failed = false) {
   try { stack.upstream?.server.closeAllConnections(); stack.upstream?.server.close(); } catch { /* */ }
   try { stack.proxy?.stop(); } catch { /* */ }
   await Promise.all((stack.procs ?? []).map((p) => p.stop()));
+}
+
+/**
+ * The environment of a `bff serve` under test: memory store, debug log and
+ * access log, then the deployment shape's settings, then the test's own.
+ */
+export function bffServeEnv({ issuer, clientID, clientSecret, publicURL, bffPort, adminPort, adminToken, keys, routes, shapeEnv, extra }) {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME ?? os.tmpdir(),
+    BFF_ISSUER: issuer,
+    BFF_CLIENT_ID: clientID,
+    BFF_CLIENT_SECRET: clientSecret,
+    BFF_PUBLIC_URL: publicURL,
+    BFF_LISTEN: `127.0.0.1:${bffPort}`,
+    BFF_STORE: 'memory:',
+    BFF_KEYS: keys,
+    BFF_ROUTES: routes,
+    BFF_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+    BFF_ADMIN_TOKEN: adminToken,
+    BFF_LOG_LEVEL: 'debug',
+    BFF_ACCESS_LOG: 'true',
+    ...shapeEnv,
+    ...(extra ?? {}),
+  };
 }
 
 /**

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
   Proc, freePorts, sleep, CHROMIUM, CHROMIUM_ARGS, bffBinary, stopStack, dumpLogs, SHAPE, shapeConfig,
-  withStack as withOidcProviderStack, withStackFrom, browserLogin as oidcProviderLogin, issuedTokens,
+  withStack as withOidcProviderStack, withStackFrom, bffServeEnv, browserLogin as oidcProviderLogin, issuedTokens,
 } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -72,24 +72,11 @@ async function startEmbeddedStack(opts = {}) {
     [, stack.opURL, stack.apiURL] = m;
 
     const keys = execFileSync(bin, ['keygen']).toString().trim();
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME ?? os.tmpdir(),
-      BFF_ISSUER: stack.opURL,
-      BFF_CLIENT_ID: EMBEDDED_CLIENT_ID,
-      BFF_CLIENT_SECRET: EMBEDDED_CLIENT_SECRET,
-      BFF_PUBLIC_URL: publicURL,
-      BFF_LISTEN: `127.0.0.1:${bffPort}`,
-      BFF_STORE: 'memory:',
-      BFF_KEYS: keys,
-      BFF_ROUTES: `/api/=${stack.apiURL}`,
-      BFF_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      BFF_ADMIN_TOKEN: adminToken,
-      BFF_LOG_LEVEL: 'debug',
-      BFF_ACCESS_LOG: 'true',
-      ...sh.bffEnv,
-      ...(opts.bffEnv ?? {}),
-    };
+    const env = bffServeEnv({
+      issuer: stack.opURL, clientID: EMBEDDED_CLIENT_ID, clientSecret: EMBEDDED_CLIENT_SECRET, publicURL,
+      bffPort, adminPort, adminToken, keys, routes: `/api/=${stack.apiURL}`,
+      shapeEnv: sh.bffEnv, extra: opts.bffEnv,
+    });
     // startBFF starts (or, after a stop, restarts) `bff serve` with the same
     // settings, keys and store.
     stack.startBFF = async () => {
