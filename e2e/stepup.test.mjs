@@ -29,9 +29,11 @@ test('an API asks for step-up: "confirm it\'s you", the same session at the high
   assert.notEqual(before.body.acr, ACR_CONFIRMED);
 
   const answers = [];
-  page.on('response', async (r) => {
+  // Recorded as soon as the response arrives; its body is read later (the
+  // app may show the button before the body has been read here).
+  page.on('response', (r) => {
     if (new URL(r.url()).pathname === '/api/confirmed') {
-      answers.push({ status: r.status(), body: await r.text().catch(() => ''), challenge: r.headers()['www-authenticate'] });
+      answers.push(r.text().catch(() => '').then((body) => ({ status: r.status(), body, challenge: r.headers()['www-authenticate'] })));
     }
   });
   await page.click('#confirmed');
@@ -40,13 +42,14 @@ test('an API asks for step-up: "confirm it\'s you", the same session at the high
   await screenshot(page.locator('#confirmed-card'), 'step-up');
 
   assert.equal(answers.length, 1);
-  assert.equal(answers[0].status, 401);
-  assert.ok(!answers[0].body.includes(UPSTREAM_ONLY) && !answers[0].challenge.includes(UPSTREAM_ONLY), 'the API\'s challenge text reached the browser');
-  const body = JSON.parse(answers[0].body);
+  const [answer] = await Promise.all(answers);
+  assert.equal(answer.status, 401);
+  assert.ok(!answer.body.includes(UPSTREAM_ONLY) && !answer.challenge.includes(UPSTREAM_ONLY), 'the API\'s challenge text reached the browser');
+  const body = JSON.parse(answer.body);
   assert.equal(body.error, 'step_up_required');
   assert.equal(body.acr_values, ACR_CONFIRMED);
   assert.equal(body.max_age, CONFIRMED_MAX_AGE);
-  assert.equal(answers[0].challenge, `BFF error="step_up_required", acr_values="${ACR_CONFIRMED}", max_age=${CONFIRMED_MAX_AGE}`);
+  assert.equal(answer.challenge, `BFF error="step_up_required", acr_values="${ACR_CONFIRMED}", max_age=${CONFIRMED_MAX_AGE}`);
   assert.equal(s.upstream.seen.stepUpChallenges, 1);
 
   const href = new URL(await button.getAttribute('href'), publicURL);
