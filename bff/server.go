@@ -58,7 +58,7 @@ type Server struct {
 	hub       *hub
 	streams   *streamLimits
 	refreshes singleflight.Group
-	transport *http.Transport
+	transport http.RoundTripper // plainTransport over NewUpstreamTransport
 	metrics   *metrics
 	registry  *prometheus.Registry
 	tracer    trace.Tracer // nil: tracing off
@@ -134,7 +134,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		static:      deps.Static,
 		hub:         newHub(),
 		streams:     newStreamLimits(cfg.MaxStreams, cfg.MaxSessionStreams),
-		transport:   NewUpstreamTransport(cfg.UpstreamTimeout),
+		transport:   newPlainTransport(NewUpstreamTransport(cfg.UpstreamTimeout)),
 		metrics:     m,
 		registry:    reg,
 		tracer:      tracer,
@@ -163,11 +163,13 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// NewUpstreamTransport is shared by every proxied route. Go's default keeps
-// two idle connections per host, which under load makes most requests dial a
-// new connection; the BFF keeps enough for its concurrency. It is exported so
-// that a baseline proxy measured against the BFF (cmd/bffbench) dials its
-// upstream exactly as the BFF does.
+// NewUpstreamTransport is the http.Transport shared by every proxied route
+// (behind plainTransport, which carries safe plain-http calls itself and
+// takes its settings from here). Go's default keeps two idle connections
+// per host, which under load makes most requests dial a new connection;
+// the BFF keeps enough for its concurrency. It is exported so that the
+// baseline proxy measured against the BFF (cmd/bffbench) has the same
+// settings.
 func NewUpstreamTransport(headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // upstreams are reached directly; an env proxy would see tokens
