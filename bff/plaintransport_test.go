@@ -382,3 +382,29 @@ func TestPlainTransportPoolLimits(t *testing.T) {
 		t.Error("a connection idle for longer than the idle timeout was reused")
 	}
 }
+
+// An upstream that closes idle connections early (Node's default keeps
+// them five seconds) must not turn a call into a 502.
+func TestPlainTransportOutlivesAnUpstreamsShortIdleTimeout(t *testing.T) {
+	up := &countedUpstream{Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))}
+	up.Config.IdleTimeout = 30 * time.Millisecond
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			up.conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	tr := newTestPlainTransport()
+	for i := range 8 {
+		if _, body := get(t, tr, "GET", up.URL); body != "ok" {
+			t.Fatalf("call %d: %q", i, body)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	if n := up.conns.Load(); n < 2 {
+		t.Errorf("connections = %d: the upstream's idle timeout never closed one, so nothing was tested", n)
+	}
+}

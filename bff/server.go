@@ -134,7 +134,7 @@ func New(ctx context.Context, deps Deps) (*Server, error) {
 		static:      deps.Static,
 		hub:         newHub(),
 		streams:     newStreamLimits(cfg.MaxStreams, cfg.MaxSessionStreams),
-		transport:   newPlainTransport(NewUpstreamTransport(cfg.UpstreamTimeout)),
+		transport:   NewProxyTransport(cfg.UpstreamTimeout),
 		metrics:     m,
 		registry:    reg,
 		tracer:      tracer,
@@ -182,6 +182,14 @@ func NewUpstreamTransport(headerTimeout time.Duration) *http.Transport {
 		ResponseHeaderTimeout: headerTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+// NewProxyTransport is the transport of every proxied route: plainTransport
+// for safe plain-http calls, NewUpstreamTransport for the rest. It is
+// exported so that cmd/bffbench can measure the same proxy path without the
+// BFF's session work.
+func NewProxyTransport(headerTimeout time.Duration) http.RoundTripper {
+	return newPlainTransport(NewUpstreamTransport(headerTimeout))
 }
 
 // Handler is the browser-facing handler. Middleware order, outermost first:

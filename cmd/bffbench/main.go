@@ -96,9 +96,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var o options
 	fs.StringVar(&o.redisURL, "redis", defRedis, "Redis for the Redis store and the cluster scenarios (env BFF_BENCH_REDIS, or BFF_TEST_REDIS as host:port)")
 	fs.IntVar(&o.conns, "conns", 64, "concurrent connections of the load generator")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of one measured round per target")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "length of one measured round per target")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up per target before the rounds")
-	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds")
+	fs.IntVar(&o.rounds, "rounds", 12, "interleaved rounds")
 	fs.BoolVar(&o.pin, "pin", true, "pin servers and load generator to different cores with taskset")
 	fs.DurationVar(&o.tokenDelay, "token-delay", 200*time.Millisecond, "delay of the OP's token endpoint in the storm scenario")
 	fs.BoolVar(&o.gate, "gate", true, "exit with status 3 when a target is missed")

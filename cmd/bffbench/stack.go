@@ -80,19 +80,26 @@ func upstreamHandler() http.Handler {
 	})
 }
 
-// bareProxy is a bare httputil.ReverseProxy to upstream, with the
-// transport settings of the BFF's upstream transport.
-func bareProxy(upstream string) (http.Handler, error) {
+// bareProxy is a bare httputil.ReverseProxy to upstream: with the BFF's
+// http.Transport settings (the baseline of every ratio), or with the
+// BFF's own proxy transport (to tell what the BFF's session work costs
+// apart from what its transport saves).
+func bareProxy(upstream string, bffTransport bool) (http.Handler, error) {
 	up, err := url.Parse(upstream)
 	if err != nil {
 		return nil, err
+	}
+	timeout := bff.DefaultConfig().UpstreamTimeout
+	var transport http.RoundTripper = bff.NewUpstreamTransport(timeout)
+	if bffTransport {
+		transport = bff.NewProxyTransport(timeout)
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up)
 			pr.SetXForwarded()
 		},
-		Transport: bff.NewUpstreamTransport(bff.DefaultConfig().UpstreamTimeout),
+		Transport: transport,
 	}, nil
 }
 
@@ -104,13 +111,14 @@ func runServerMain(mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	upstream := fs.String("upstream", "", "upstream URL (bare mode)")
+	bffTransport := fs.Bool("bff-transport", false, "proxy with the BFF's transport instead of http.Transport (bare mode)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	h := upstreamHandler()
 	if mode == "bare" {
 		var err error
-		if h, err = bareProxy(*upstream); err != nil {
+		if h, err = bareProxy(*upstream, *bffTransport); err != nil {
 			return err
 		}
 	}

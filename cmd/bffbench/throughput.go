@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -15,7 +16,7 @@ type target struct {
 	addr   string
 	cookie string
 	// minRatio is the least share of the bare proxy's requests/s this
-	// target must reach; 0 for the bare proxy itself.
+	// target must reach; 0 for the bare proxies, which have no target.
 	minRatio float64
 	rounds   []loadResult
 }
@@ -43,7 +44,11 @@ func throughput(ctx context.Context, st *stack, o *options, out io.Writer) (bool
 	if err := st.startOP(ctx, time.Hour, addrs, nil); err != nil {
 		return false, err
 	}
-	targets := []*target{{name: "bare proxy", addr: bareAddr}}
+	sameTransportAddr, err := st.startServerProc(ctx, "bare", "-upstream", st.upstream, "-bff-transport")
+	if err != nil {
+		return false, err
+	}
+	targets := []*target{{name: "bare proxy", addr: bareAddr}, {name: sameTransportName, addr: sameTransportAddr}}
 	for i, name := range o.stores {
 		spec, ok := storeSpec(name, o.redisURL, st.dir)
 		if !ok {
@@ -119,8 +124,13 @@ func printThroughput(out io.Writer, targets []*target) bool {
 			p99r = append(p99r, float64(res.P99)/float64(b.P99))
 		}
 		row := fmt.Sprintf("%s\t%.0f\t%v\t%v\t", t.name, median(rps), ms(median(p50)), ms(median(p99)))
-		if t == bare {
+		switch {
+		case t == bare:
 			fmt.Fprintln(tw, row+"1.00\t1.00\t\t\t")
+			continue
+		case t.minRatio == 0:
+			fmt.Fprintf(tw, "%s%.2f (%.2f–%.2f)\t%.2f (%.2f–%.2f)\tnone\t\t\n", row,
+				median(ratio), slices.Min(ratio), slices.Max(ratio), median(p99r), slices.Min(p99r), slices.Max(p99r))
 			continue
 		}
 		ok := median(ratio) >= t.minRatio && median(p99r) <= maxP99Ratio
@@ -134,7 +144,38 @@ func printThroughput(out io.Writer, targets []*target) bool {
 			median(p99r), slices.Min(p99r), slices.Max(p99r), t.minRatio, maxP99Ratio, verdict)
 	}
 	tw.Flush()
+	printSessionWork(out, targets)
 	return allOK
+}
+
+// sameTransportName is the bare proxy with the BFF's own proxy transport.
+const sameTransportName = "bare, bff transport"
+
+// printSessionWork prints each BFF's requests/s over the bare proxy with
+// the same transport, round by round: what the session work (cookie,
+// store read, token, headers, metrics) costs on the same proxy path.
+func printSessionWork(out io.Writer, targets []*target) {
+	var base *target
+	for _, t := range targets {
+		if t.name == sameTransportName {
+			base = t
+		}
+	}
+	if base == nil {
+		return
+	}
+	var parts []string
+	for _, t := range targets {
+		if t.minRatio == 0 {
+			continue
+		}
+		var ratio []float64
+		for i, res := range t.rounds {
+			ratio = append(ratio, res.perSecond()/base.rounds[i].perSecond())
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f–%.2f)", strings.TrimPrefix(t.name, "bff "), median(ratio), slices.Min(ratio), slices.Max(ratio)))
+	}
+	fmt.Fprintf(out, "\nsession work: req/s over %q in the same round: %s\n", sameTransportName, strings.Join(parts, ", "))
 }
 
 func median(v []float64) float64 {
