@@ -308,6 +308,9 @@ func TestParseURL(t *testing.T) {
 		if o.ReadTimeout != time.Second || o.WriteTimeout != time.Second || !o.ContextTimeoutEnabled {
 			t.Errorf("ParseURL(%q): timeouts %v/%v, context deadlines %v; want the short defaults", c.url, o.ReadTimeout, o.WriteTimeout, o.ContextTimeoutEnabled)
 		}
+		if o.Protocol != 2 {
+			t.Errorf("ParseURL(%q): protocol RESP%d, want RESP2 (no push-notification check before every reply)", c.url, o.Protocol)
+		}
 		if strings.Join(o.Addrs, ",") != strings.Join(w.addrs, ",") || o.Username != w.user || o.Password != w.pass ||
 			o.DB != w.db || o.MasterName != w.master || o.IsClusterMode != w.cluster || (o.TLSConfig != nil) != w.tls ||
 			o.SentinelPassword != w.sentinelPass || o.DialTimeout != w.dialTimeout || o.ClientName != w.clientName {
