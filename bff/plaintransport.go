@@ -31,13 +31,14 @@ import (
 // exactly as http.Transport does for the same requests.
 type plainTransport struct {
 	next           http.RoundTripper
-	dialer         *net.Dialer
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout  time.Duration // from writing the request to the end of the answer's headers; 0: none
 	idleTimeout    time.Duration
 	maxIdlePerHost int
 
-	mu   sync.Mutex
-	idle map[string][]*plainConn // by host:port, most recently used last
+	mu       sync.Mutex
+	idle     map[string][]*plainConn // by host:port, most recently used last
+	sweeping bool                    // a sweep is scheduled
 }
 
 // maxUpstreamHeaderBytes bounds an answer's header block, as
@@ -47,15 +48,29 @@ const maxUpstreamHeaderBytes = 10 << 20
 // maxInformational bounds the 1xx answers before the final one.
 const maxInformational = 5
 
+// newPlainTransport takes its dialer, timeouts and pool limits from next,
+// which carries every call it does not.
 func newPlainTransport(next *http.Transport) *plainTransport {
-	return &plainTransport{
+	t := &plainTransport{
 		next:           next,
-		dialer:         &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		dial:           next.DialContext,
 		headerTimeout:  next.ResponseHeaderTimeout,
 		idleTimeout:    next.IdleConnTimeout,
 		maxIdlePerHost: next.MaxIdleConnsPerHost,
 		idle:           make(map[string][]*plainConn),
 	}
+	if t.dial == nil {
+		t.dial = (&net.Dialer{}).DialContext
+	}
+	// Idle connections always close in time here (the sweep needs a
+	// period); an unset per-host limit is http.Transport's default.
+	if t.idleTimeout <= 0 {
+		t.idleTimeout = 90 * time.Second
+	}
+	if t.maxIdlePerHost <= 0 {
+		t.maxIdlePerHost = http.DefaultMaxIdleConnsPerHost
+	}
+	return t
 }
 
 // carries reports whether req takes the direct path.
@@ -129,7 +144,7 @@ func (t *plainTransport) conn(ctx context.Context, addr string) (pc *plainConn, 
 		pc.conn.Close()
 	}
 	t.mu.Unlock()
-	conn, err := t.dialer.DialContext(ctx, "tcp", addr)
+	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
@@ -140,27 +155,53 @@ func (t *plainTransport) conn(ctx context.Context, addr string) (pc *plainConn, 
 	return pc, false, nil
 }
 
-// put returns a connection whose last answer was read to its end, and
-// closes the pool's oldest one if it has sat idle too long.
+// put returns a connection whose last answer was read to its end.
 func (t *plainTransport) put(pc *plainConn) {
 	pc.idleSince = time.Now()
 	t.mu.Lock()
 	list := t.idle[pc.addr]
-	var stale *plainConn
-	if len(list) > 0 && pc.idleSince.Sub(list[0].idleSince) >= t.idleTimeout {
-		stale = list[0]
-		list = list[1:]
-	}
 	keep := len(list) < t.maxIdlePerHost
 	if keep {
 		list = append(list, pc)
 	}
 	t.idle[pc.addr] = list
-	t.mu.Unlock()
-	if stale != nil {
-		stale.conn.Close()
+	if keep && !t.sweeping {
+		t.sweeping = true
+		time.AfterFunc(t.idleTimeout, t.sweep)
 	}
+	t.mu.Unlock()
 	if !keep {
+		pc.conn.Close()
+	}
+}
+
+// sweep closes the connections idle for longer than the idle timeout, and
+// comes back while any stay pooled: a pool that is no longer used does not
+// keep its connections (one timer for the pool, not one per connection).
+func (t *plainTransport) sweep() {
+	now := time.Now()
+	var stale []*plainConn
+	t.mu.Lock()
+	pooled := 0
+	for addr, list := range t.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleSince) >= t.idleTimeout {
+			n++ // oldest first
+		}
+		stale = append(stale, list[:n]...)
+		if n == len(list) {
+			delete(t.idle, addr)
+			continue
+		}
+		t.idle[addr] = list[n:]
+		pooled += len(list) - n
+	}
+	t.sweeping = pooled > 0
+	if t.sweeping {
+		time.AfterFunc(t.idleTimeout/2, t.sweep)
+	}
+	t.mu.Unlock()
+	for _, pc := range stale {
 		pc.conn.Close()
 	}
 }

@@ -372,10 +372,44 @@ func TestPlainTransportPoolLimits(t *testing.T) {
 	if idle != 1 {
 		t.Errorf("idle connections = %d, want 1 (the per-host limit)", idle)
 	}
+}
 
+func TestPlainTransportClosesIdleConnections(t *testing.T) {
+	var closed atomic.Int32
+	up := &countedUpstream{Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))}
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			up.conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	tr := newTestPlainTransport()
 	tr.idleTimeout = 50 * time.Millisecond
+
+	// Left alone, the pool closes its idle connection.
 	get(t, tr, "GET", up.URL)
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(2 * time.Second); closed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("an unused pool kept its idle connection open")
+		}
+	}
+	tr.mu.Lock()
+	pooled := len(tr.idle)
+	tr.mu.Unlock()
+	if pooled != 0 {
+		t.Errorf("%d hosts still pooled after the sweep", pooled)
+	}
+
+	// A connection idle for too long is not reused, even before a sweep.
+	tr.idleTimeout = time.Hour
+	get(t, tr, "GET", up.URL)
+	tr.idleTimeout = time.Nanosecond
 	before := up.conns.Load()
 	get(t, tr, "GET", up.URL)
 	if up.conns.Load() != before+1 {
