@@ -164,6 +164,8 @@ type Store struct {
 	prefix string
 	// gets batches the session reads of concurrent requests.
 	gets *getBatcher
+	// decoded saves decoding records that did not change since last read.
+	decoded *decodedRecords
 
 	mu     sync.Mutex
 	closed bool
@@ -197,7 +199,8 @@ func NewFromClient(client goredis.UniversalClient, opts Options) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix, gets: &getBatcher{client: client}, subs: make(map[*goredis.PubSub]struct{})}
+	return &Store{client: client, prefix: prefix, gets: &getBatcher{client: client},
+		decoded: &decodedRecords{records: make(map[string]decodedRecord)}, subs: make(map[*goredis.PubSub]struct{})}
 }
 
 // Ping reports whether Redis answers.

@@ -77,21 +77,17 @@ func (st *Store) Get(ctx context.Context, key string) (*sessionstore.Session, er
 	b, err := st.gets.get(ctx, l.rk)
 	switch {
 	case errors.Is(err, goredis.Nil) || (err == nil && !ownRecord(l, b)):
+		st.decoded.forget(l.rk)
 		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
 	case err != nil:
 		return nil, st.fail("get", err)
 	}
-	return liveRecord("get", b)
-}
-
-// liveRecord decodes the record b if its session is live.
-func liveRecord(op string, b []byte) (*sessionstore.Session, error) {
-	s, err := decodeRecord(b)
+	s, err := st.decoded.decode(l.rk, b)
 	if err != nil {
-		return nil, fmt.Errorf("redis: %s: %w", op, err)
+		return nil, fmt.Errorf("redis: get: %w", err)
 	}
 	if !s.Live(time.Now()) {
-		return nil, fmt.Errorf("redis: %s: %w", op, sessionstore.ErrNotFound)
+		return nil, fmt.Errorf("redis: get: %w", sessionstore.ErrNotFound)
 	}
 	return s, nil
 }
