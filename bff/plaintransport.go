@@ -97,20 +97,21 @@ func (t *plainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Port() == "" {
 		addr = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
-	for attempt := 0; ; attempt++ {
-		pc, reused, err := t.conn(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		resp, answered, err := pc.exchange(ctx, req)
-		if err == nil {
-			return resp, nil
-		}
-		if reused && !answered && attempt == 0 && ctx.Err() == nil {
-			continue // the upstream had closed the idle connection
-		}
+	pc, reused, err := t.conn(ctx, addr, true)
+	if err != nil {
 		return nil, err
 	}
+	resp, answered, err := pc.exchange(ctx, req)
+	if err == nil || !reused || answered || ctx.Err() != nil {
+		return resp, err
+	}
+	// The upstream had closed the idle connection (or restarted, closing
+	// every one): once more, on a new connection.
+	if pc, _, err = t.conn(ctx, addr, false); err != nil {
+		return nil, err
+	}
+	resp, _, err = pc.exchange(ctx, req)
+	return resp, err
 }
 
 // CloseIdleConnections closes the pooled connections of both paths.
@@ -129,11 +130,12 @@ func (t *plainTransport) CloseIdleConnections() {
 	}
 }
 
-// conn takes the most recently used idle connection to addr, or dials one.
-func (t *plainTransport) conn(ctx context.Context, addr string) (pc *plainConn, reused bool, err error) {
+// conn takes the most recently used idle connection to addr when pooled
+// is true and there is one, or dials one.
+func (t *plainTransport) conn(ctx context.Context, addr string, pooled bool) (pc *plainConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
+	for list := t.idle[addr]; pooled && len(list) > 0; list = t.idle[addr] {
 		pc = list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
