@@ -114,23 +114,21 @@ func printThroughput(out io.Writer, targets []*target) bool {
 	fmt.Fprintln(tw, "target\treq/s\tp50\tp99\treq/s ratio (min–max)\tp99 ratio (min–max)\ttarget\tresult\t")
 	allOK := true
 	for _, t := range targets {
-		var rps, p50, p99, ratio, p99r []float64
+		var rps, p50, p99, p99r []float64
 		for i, res := range t.rounds {
 			rps = append(rps, res.perSecond())
 			p50 = append(p50, float64(res.P50))
 			p99 = append(p99, float64(res.P99))
-			b := bare.rounds[i]
-			ratio = append(ratio, res.perSecond()/b.perSecond())
-			p99r = append(p99r, float64(res.P99)/float64(b.P99))
+			p99r = append(p99r, float64(res.P99)/float64(bare.rounds[i].P99))
 		}
+		ratio := rpsRatios(t, bare)
 		row := fmt.Sprintf("%s\t%.0f\t%v\t%v\t", t.name, median(rps), ms(median(p50)), ms(median(p99)))
 		switch {
 		case t == bare:
 			fmt.Fprintln(tw, row+"1.00\t1.00\t\t\t")
 			continue
 		case t.minRatio == 0:
-			fmt.Fprintf(tw, "%s%.2f (%.2f–%.2f)\t%.2f (%.2f–%.2f)\tnone\t\t\n", row,
-				median(ratio), slices.Min(ratio), slices.Max(ratio), median(p99r), slices.Min(p99r), slices.Max(p99r))
+			fmt.Fprintf(tw, "%s%s\t%s\tnone\t\t\n", row, spread(ratio), spread(p99r))
 			continue
 		}
 		ok := median(ratio) >= t.minRatio && median(p99r) <= maxP99Ratio
@@ -139,9 +137,7 @@ func printThroughput(out io.Writer, targets []*target) bool {
 		if !ok {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(tw, "%s%.2f (%.2f–%.2f)\t%.2f (%.2f–%.2f)\t≥ %.2f, ≤ %.1f×\t%s\t\n", row,
-			median(ratio), slices.Min(ratio), slices.Max(ratio),
-			median(p99r), slices.Min(p99r), slices.Max(p99r), t.minRatio, maxP99Ratio, verdict)
+		fmt.Fprintf(tw, "%s%s\t%s\t≥ %.2f, ≤ %.1f×\t%s\t\n", row, spread(ratio), spread(p99r), t.minRatio, maxP99Ratio, verdict)
 	}
 	tw.Flush()
 	printSessionWork(out, targets)
@@ -169,13 +165,23 @@ func printSessionWork(out io.Writer, targets []*target) {
 		if t.minRatio == 0 {
 			continue
 		}
-		var ratio []float64
-		for i, res := range t.rounds {
-			ratio = append(ratio, res.perSecond()/base.rounds[i].perSecond())
-		}
-		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f–%.2f)", strings.TrimPrefix(t.name, "bff "), median(ratio), slices.Min(ratio), slices.Max(ratio)))
+		parts = append(parts, strings.TrimPrefix(t.name, "bff ")+" "+spread(rpsRatios(t, base)))
 	}
 	fmt.Fprintf(out, "\nsession work: req/s over %q in the same round: %s\n", sameTransportName, strings.Join(parts, ", "))
+}
+
+// rpsRatios is t's requests/s over base's, round by round.
+func rpsRatios(t, base *target) []float64 {
+	var r []float64
+	for i, res := range t.rounds {
+		r = append(r, res.perSecond()/base.rounds[i].perSecond())
+	}
+	return r
+}
+
+// spread is the median of v with its min–max.
+func spread(v []float64) string {
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", median(v), slices.Min(v), slices.Max(v))
 }
 
 func median(v []float64) float64 {
