@@ -114,22 +114,6 @@ func (t *plainTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// CloseIdleConnections closes the pooled connections of both paths.
-func (t *plainTransport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = make(map[string][]*plainConn)
-	t.mu.Unlock()
-	for _, list := range idle {
-		for _, pc := range list {
-			pc.conn.Close()
-		}
-	}
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
 // conn takes the most recently used idle connection to addr when pooled
 // is true and there is one, or dials one.
 func (t *plainTransport) conn(ctx context.Context, addr string, pooled bool) (pc *plainConn, reused bool, err error) {

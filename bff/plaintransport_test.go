@@ -16,23 +16,59 @@ import (
 )
 
 // countedUpstream is an httptest server that counts the connections it
-// accepted.
+// accepted and closed.
 type countedUpstream struct {
 	*httptest.Server
-	conns atomic.Int32
+	conns, closed atomic.Int32
 }
 
-func newCountedUpstream(t *testing.T, h http.HandlerFunc) *countedUpstream {
+// newCountedUpstream starts the server after configure (if any) has set
+// up its http.Server.
+func newCountedUpstream(t *testing.T, h http.HandlerFunc, configure ...func(*http.Server)) *countedUpstream {
 	t.Helper()
 	u := &countedUpstream{Server: httptest.NewUnstartedServer(h)}
 	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			u.conns.Add(1)
+		case http.StateClosed:
+			u.closed.Add(1)
 		}
+	}
+	for _, c := range configure {
+		c(u.Config)
 	}
 	u.Start()
 	t.Cleanup(u.Close)
 	return u
+}
+
+func okHandler(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }
+
+// heldUpstream answers "ok", holding every request to /wait until
+// fillPool lets them go.
+func heldUpstream(t *testing.T) (*countedUpstream, chan struct{}) {
+	release := make(chan struct{})
+	return newCountedUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			<-release
+		}
+		w.Write([]byte("ok"))
+	}), release
+}
+
+// fillPool makes n calls to /wait at once, so that each has its own
+// connection, and lets them finish together: up to n connections pooled.
+func fillPool(t *testing.T, tr http.RoundTripper, up *countedUpstream, release chan struct{}, n int32) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { get(t, tr, "GET", up.URL+"/wait") })
+	}
+	for up.conns.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
 }
 
 func newTestPlainTransport() *plainTransport {
@@ -121,25 +157,11 @@ func TestPlainTransportReusesItsConnection(t *testing.T) {
 }
 
 func TestPlainTransportSendsAGetAgainWhenTheUpstreamClosedTheIdleConnection(t *testing.T) {
-	release := make(chan struct{})
-	up := newCountedUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/wait" {
-			<-release
-		}
-		w.Write([]byte("ok"))
-	})
+	up, release := heldUpstream(t)
 	tr := newTestPlainTransport()
 	// Three connections in the pool, all closed by the upstream (as a
 	// restart or its own idle timeout would): each next call still works.
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() { get(t, tr, "GET", up.URL+"/wait") })
-	}
-	for up.conns.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
+	fillPool(t, tr, up, release, 3)
 	up.CloseClientConnections()
 	for i := range 5 {
 		if _, body := get(t, tr, "GET", up.URL); body != "ok" {
@@ -358,24 +380,10 @@ func TestPlainTransportEndsAnAnswerWhenItsContextEnds(t *testing.T) {
 }
 
 func TestPlainTransportPoolLimits(t *testing.T) {
-	release := make(chan struct{})
-	up := newCountedUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/wait" {
-			<-release
-		}
-		w.Write([]byte("ok"))
-	})
+	up, release := heldUpstream(t)
 	tr := newTestPlainTransport()
 	tr.maxIdlePerHost = 1
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() { get(t, tr, "GET", up.URL+"/wait") })
-	}
-	for up.conns.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
+	fillPool(t, tr, up, release, 3)
 	tr.mu.Lock()
 	idle := 0
 	for _, list := range tr.idle {
@@ -388,26 +396,13 @@ func TestPlainTransportPoolLimits(t *testing.T) {
 }
 
 func TestPlainTransportClosesIdleConnections(t *testing.T) {
-	var closed atomic.Int32
-	up := &countedUpstream{Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok"))
-	}))}
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			up.conns.Add(1)
-		case http.StateClosed:
-			closed.Add(1)
-		}
-	}
-	up.Start()
-	t.Cleanup(up.Close)
+	up := newCountedUpstream(t, okHandler)
 	tr := newTestPlainTransport()
 	tr.idleTimeout = 50 * time.Millisecond
 
 	// Left alone, the pool closes its idle connection.
 	get(t, tr, "GET", up.URL)
-	for deadline := time.Now().Add(2 * time.Second); closed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Second); up.closed.Load() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("an unused pool kept its idle connection open")
 		}
@@ -433,17 +428,7 @@ func TestPlainTransportClosesIdleConnections(t *testing.T) {
 // An upstream that closes idle connections early (Node's default keeps
 // them five seconds) must not turn a call into a 502.
 func TestPlainTransportOutlivesAnUpstreamsShortIdleTimeout(t *testing.T) {
-	up := &countedUpstream{Server: httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok"))
-	}))}
-	up.Config.IdleTimeout = 30 * time.Millisecond
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			up.conns.Add(1)
-		}
-	}
-	up.Start()
-	t.Cleanup(up.Close)
+	up := newCountedUpstream(t, okHandler, func(srv *http.Server) { srv.IdleTimeout = 30 * time.Millisecond })
 	tr := newTestPlainTransport()
 	for i := range 8 {
 		if _, body := get(t, tr, "GET", up.URL); body != "ok" {
